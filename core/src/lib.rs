@@ -1,0 +1,24 @@
+//! The core of Dits: everything that needs no network and spawns no process.
+//!
+//! - [`chunker`]: content-defined chunking (FastCDC 2020) over streams.
+//! - [`id`]: BLAKE3 ids with separate domains for chunks and files.
+//! - [`pointer`]: the small text Git stores instead of a tracked file.
+//! - [`manifest`]: the chunk list that rebuilds a file.
+//! - [`store`]: the crash-safe, multi-writer chunk store in `.git/dits`.
+//! - [`ingest`] / [`reader`] / [`hydrate`]: clean, smudge, and writing work-tree files.
+
+pub mod chunker;
+pub mod hydrate;
+pub mod id;
+pub mod ingest;
+pub mod manifest;
+pub mod pointer;
+pub mod progress;
+pub mod reader;
+pub mod store;
+#[cfg(test)]
+mod test_data;
+
+pub use id::{ChunkId, FileId};
+pub use manifest::Manifest;
+pub use pointer::Pointer;

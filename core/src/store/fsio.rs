@@ -1,0 +1,75 @@
+//! Crash-safe file primitives: write to a temp file in the destination's directory, fsync,
+//! then rename or link into place, then fsync the directory so the name itself is durable.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::StoreError;
+
+/// A name no other writer (thread or process) will pick.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = blake3::Hasher::new();
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    h.update(&now.to_le_bytes());
+    h.update(format!("{:?}", std::thread::current().id()).as_bytes());
+    let hex = h.finalize().to_hex();
+    format!("{prefix}{}", &hex[..16])
+}
+
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
+}
+
+fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    let tmp = dir.join(unique_name(".tmp-"));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    let res = f.write_all(bytes).and_then(|_| f.sync_all());
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::io(&tmp, e));
+    }
+    Ok(tmp)
+}
+
+/// Atomically replaces `dest` with `bytes`.
+pub fn replace_file(dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = dest.parent().expect("store paths have a parent");
+    let tmp = write_temp(dir, bytes)?;
+    if let Err(e) = fs::rename(&tmp, dest) {
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::io(dest, e));
+    }
+    sync_dir(dir)
+}
+
+/// Creates `dest` with `bytes` unless it already exists; never overwrites. Content-addressed
+/// files have one correct content, so an existing file is as good as ours.
+pub fn create_once(dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = dest.parent().expect("store paths have a parent");
+    if dest.exists() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    let tmp = write_temp(dir, bytes)?;
+    let linked = fs::hard_link(&tmp, dest);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::io(dest, e)),
+    }
+}

@@ -1,0 +1,9 @@
+//! `dits-filter`: git's long-running filter process (protocol version 2).
+//!
+//! The protocol layer ([`pktline`], [`server`]) knows nothing about Dits; it drives any
+//! [`server::Handler`] over any `Read + Write` pair so that it can be tested in-process over
+//! pipes as well as under real git. The Dits handler lives in [`handler`].
+#![deny(clippy::print_stdout)]
+
+pub mod pktline;
+pub mod server;
