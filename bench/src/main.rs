@@ -1,1 +1,197 @@
-fn main() {}
+//! `dits-bench`: `git add` and checkout of one large seeded file with Dits, Git LFS, plain git
+//! and `cp` on the same disk in the same run, then the store growth of a sequence of edits.
+//! Results go to stdout and, with the machine they ran on, to a markdown file.
+
+mod cases;
+mod content;
+mod proc;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "\
+usage: dits-bench [--size-mib N] [--repeat K] [--dir DIR] [--out FILE]
+                  [--git PATH] [--dits-bin DIR] [--tools LIST] [--keep]
+
+  --size-mib N    size of the seeded file (default 1024)
+  --repeat K      run each headline operation K times and report the median (default 1)
+  --dir DIR       scratch parent directory, on the disk to measure (default <workspace>/target)
+  --out FILE      markdown report (default bench/results/local-<date>.md)
+  --git PATH      git to run (default /usr/local/bin/git)
+  --dits-bin DIR  directory holding git-dits and dits-filter (default <workspace>/target/release)
+  --tools LIST    comma-separated subset of git,lfs,dits (default all three)
+  --keep          keep the scratch directory and repositories";
+
+struct Args {
+    size_mib: u64,
+    repeat: usize,
+    dir: Option<PathBuf>,
+    out: Option<PathBuf>,
+    git: PathBuf,
+    dits_bin: Option<PathBuf>,
+    tools: Vec<cases::Tool>,
+    keep: bool,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        size_mib: 1024,
+        repeat: 1,
+        dir: None,
+        out: None,
+        git: PathBuf::from("/usr/local/bin/git"),
+        dits_bin: None,
+        tools: cases::Tool::ALL.to_vec(),
+        keep: false,
+    };
+    let mut it = std::env::args_os().skip(1);
+    while let Some(flag) = it.next() {
+        let flag = flag.to_string_lossy().into_owned();
+        let mut value = || {
+            it.next()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--size-mib" => {
+                args.size_mib = value()?.to_string_lossy().parse().context("--size-mib")?;
+            }
+            "--repeat" => args.repeat = value()?.to_string_lossy().parse().context("--repeat")?,
+            "--dir" => args.dir = Some(value()?.into()),
+            "--out" => args.out = Some(value()?.into()),
+            "--git" => args.git = value()?.into(),
+            "--dits-bin" => args.dits_bin = Some(value()?.into()),
+            "--tools" => {
+                args.tools = value()?
+                    .to_string_lossy()
+                    .split(',')
+                    .map(|t| {
+                        cases::Tool::ALL
+                            .into_iter()
+                            .find(|tool| tool.slug() == t)
+                            .with_context(|| format!("unknown tool {t:?} in --tools\n{USAGE}"))
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            "--keep" => args.keep = true,
+            "-h" | "--help" => {
+                eprintln!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    if args.size_mib < 16 || args.repeat == 0 {
+        bail!("--size-mib must be at least 16 and --repeat at least 1");
+    }
+    Ok(args)
+}
+
+fn workspace() -> PathBuf {
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
+    bench.parent().unwrap_or(bench).to_path_buf()
+}
+
+fn free_bytes(dir: &Path) -> Result<u64> {
+    let mut cmd = Command::new("df");
+    cmd.args(["-B1", "--output=avail"]).arg(dir);
+    let out = proc::run(cmd)?;
+    out.lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .with_context(|| {
+            format!(
+                "cannot read free space of {} from df: {out:?}",
+                dir.display()
+            )
+        })
+}
+
+fn run() -> Result<()> {
+    let args = parse_args()?;
+    let ws = workspace();
+    let dits_bin = args.dits_bin.unwrap_or_else(|| ws.join("target/release"));
+    let dits_bins = if args.tools.contains(&cases::Tool::Dits) {
+        &["git-dits", "dits-filter"][..]
+    } else {
+        &[]
+    };
+    for bin in dits_bins {
+        if !dits_bin.join(bin).is_file() {
+            bail!(
+                "{} not found; hint: run `cargo build --release --bins` in {}",
+                dits_bin.join(bin).display(),
+                ws.display()
+            );
+        }
+    }
+    let size = args.size_mib * content::MIB;
+    let parent = args.dir.unwrap_or_else(|| ws.join("target"));
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    // At most the input plus one case (work tree, six versions in plain git, the known file).
+    let need = 12 * size;
+    let free = free_bytes(&parent)?;
+    if free < need {
+        bail!(
+            "{} has {} free, the run needs about {}; hint: pass --dir on a larger disk or a smaller --size-mib",
+            parent.display(),
+            report::bytes(free),
+            report::bytes(need)
+        );
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("dits-bench-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
+    let home = scratch.path().join("home");
+    std::fs::create_dir_all(&home).context("creating the temporary HOME")?;
+    let runner = proc::Runner::new(&args.git, &dits_bin, &home)?;
+
+    let machine = report::machine(&runner, scratch.path(), &args.git, &ws);
+    let cfg = cases::Config {
+        size,
+        repeat: args.repeat,
+        work: scratch.path().to_path_buf(),
+        tools: args.tools,
+        keep: args.keep,
+    };
+    let results = cases::run(&cfg, &runner)?;
+    let params = report::Params {
+        size,
+        repeat: args.repeat,
+    };
+    let md = report::render(&machine, &params, &results);
+    println!("{md}");
+
+    let out = match args.out {
+        Some(p) => p,
+        None => {
+            let mut date = Command::new("date");
+            date.args(["-u", "+%Y-%m-%d"]);
+            let date = proc::run(date)?;
+            ws.join("bench/results")
+                .join(format!("local-{}.md", date.trim()))
+        }
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("report written to {}", out.display());
+    if args.keep {
+        eprintln!("kept {}", scratch.keep().display());
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dits-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -5,5 +5,10 @@
 //! pipes as well as under real git. The Dits handler lives in [`handler`].
 #![deny(clippy::print_stdout)]
 
+pub mod deferred;
+pub mod handler;
 pub mod pktline;
 pub mod server;
+mod spool;
+
+pub use handler::{DitsHandler, FilterConfig};

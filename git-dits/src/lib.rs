@@ -1,1 +1,26 @@
+//! `git dits`: the porcelain of Dits. The binary in `src/bin/git-dits.rs` only calls [`run`].
 
+mod cli;
+mod cmd;
+pub mod filter;
+mod progress;
+pub mod repo;
+pub mod tracked;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use cli::Cli;
+
+/// Runs `git dits` with the process arguments; the exit code scripts can rely on.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cmd::dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

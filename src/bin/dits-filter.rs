@@ -1,1 +1,7 @@
-fn main() {}
+//! `dits-filter`: git's clean/smudge filter for Dits. stdout is git's protocol.
+#![deny(clippy::print_stdout)]
+
+fn main() -> std::process::ExitCode {
+    dits::init_logging("dits-filter");
+    git_dits::filter::main()
+}

@@ -1,0 +1,321 @@
+//! The cases: the `cp` floor, and one repository each for plain git, Git LFS and Dits, all fed
+//! the same seeded file and the same edits.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::content::{self, Edit};
+use crate::proc::{self, Measured, Runner};
+
+pub struct Config {
+    pub size: u64,
+    pub repeat: usize,
+    /// Scratch directory, on the disk being measured; everything happens under it.
+    pub work: PathBuf,
+    pub tools: Vec<Tool>,
+    pub keep: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Git,
+    Lfs,
+    Dits,
+}
+
+impl Tool {
+    pub const ALL: [Tool; 3] = [Tool::Git, Tool::Lfs, Tool::Dits];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Git => "plain git",
+            Tool::Lfs => "Git LFS",
+            Tool::Dits => "Dits",
+        }
+    }
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Tool::Git => "git",
+            Tool::Lfs => "lfs",
+            Tool::Dits => "dits",
+        }
+    }
+
+    /// The directory whose growth is the tool's storage cost.
+    pub fn store_dir(self) -> &'static str {
+        match self {
+            Tool::Git => ".git/objects",
+            Tool::Lfs => ".git/lfs/objects",
+            Tool::Dits => ".git/dits",
+        }
+    }
+
+    fn init(self, runner: &Runner, repo: &Path) -> Result<()> {
+        fs::create_dir_all(repo).with_context(|| format!("creating {}", repo.display()))?;
+        runner.git(repo, &["init", "-q", "-b", "main"])?;
+        // No background gc or auto-packing in the middle of a measurement.
+        runner.git(repo, &["config", "gc.auto", "0"])?;
+        runner.git(repo, &["config", "maintenance.auto", "false"])?;
+        match self {
+            Tool::Git => {}
+            Tool::Lfs => {
+                runner.git(repo, &["lfs", "install", "--local"])?;
+                runner.git(repo, &["lfs", "track", "*.bin"])?;
+            }
+            Tool::Dits => {
+                runner.git(repo, &["dits", "install", "--local"])?;
+                runner.git(repo, &["dits", "track", "*.bin"])?;
+            }
+        }
+        if repo.join(".gitattributes").exists() {
+            runner.git(repo, &["add", ".gitattributes"])?;
+        }
+        runner.git(repo, &["commit", "-q", "--allow-empty", "-m", "init"])?;
+        Ok(())
+    }
+}
+
+pub struct Floor {
+    pub cp: Measured,
+    pub cp_fsync: Measured,
+}
+
+pub struct EditResult {
+    pub edit: Edit,
+    pub add: Measured,
+    pub growth: u64,
+}
+
+pub struct StatusCheck {
+    pub run: Measured,
+    /// `git status --porcelain` output; empty when the checkout left a clean tree.
+    pub porcelain: String,
+}
+
+pub struct ToolResult {
+    pub tool: Tool,
+    pub add: Measured,
+    pub add_growth: u64,
+    pub checkout: Measured,
+    pub status: StatusCheck,
+    pub edits: Vec<EditResult>,
+    pub known: Measured,
+    pub known_growth: u64,
+    pub store_final: u64,
+    /// Anything the tool printed about itself (`git dits stats`).
+    pub stats: Option<String>,
+}
+
+pub struct Results {
+    pub source_hash: blake3::Hash,
+    pub floor: Floor,
+    pub tools: Vec<ToolResult>,
+}
+
+const FILE: &str = "big.bin";
+const KNOWN: &str = "known.bin";
+
+fn repeat<F: FnMut(usize) -> Result<Measured>>(n: usize, mut f: F) -> Result<Measured> {
+    let runs = (0..n).map(&mut f).collect::<Result<Vec<_>>>()?;
+    proc::median(runs)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
+}
+
+pub fn run(cfg: &Config, runner: &Runner) -> Result<Results> {
+    let source = cfg.work.join("source.bin");
+    eprintln!(
+        "generating {} of seeded content in {}",
+        crate::report::bytes(cfg.size),
+        source.display()
+    );
+    content::create_seeded(&source, "source", cfg.size)?;
+    let source_hash = content::hash_file(&source)?;
+
+    let floor = run_floor(cfg, runner, &source)?;
+    let mut tools = Vec::new();
+    for &tool in &cfg.tools {
+        tools.push(run_tool(cfg, runner, tool, &source, &source_hash)?);
+    }
+    Ok(Results {
+        source_hash,
+        floor,
+        tools,
+    })
+}
+
+fn run_floor(cfg: &Config, runner: &Runner, source: &Path) -> Result<Floor> {
+    eprintln!("cp floor");
+    let dir = cfg.work.join("cp");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dst = dir.join("copy.bin");
+    // One untimed copy first, so the floor does not pay for a cold first run.
+    copy(source, &dst)?;
+    let timed = |with_fsync: bool| {
+        repeat(cfg.repeat, |_| {
+            let _ = fs::remove_file(&dst);
+            proc::sync()?;
+            let mut cmd = runner.command("sh", &dir);
+            let script = if with_fsync {
+                r#"cp "$1" "$2" && sync "$2""#
+            } else {
+                r#"cp "$1" "$2""#
+            };
+            cmd.args(["-c", script, "sh"]).arg(source).arg(&dst);
+            proc::measure(cmd)
+        })
+    };
+    let cp = timed(false)?;
+    let cp_fsync = timed(true)?;
+    remove_dir(&dir)?;
+    Ok(Floor { cp, cp_fsync })
+}
+
+/// Times `git add <name>` and reports how much the store grew.
+fn timed_add(runner: &Runner, tool: Tool, repo: &Path, name: &str) -> Result<(Measured, u64)> {
+    let store = repo.join(tool.store_dir());
+    proc::sync()?;
+    let before = content::dir_bytes(&store)?;
+    let m = proc::measure(runner.git_command(repo, &["add", name]))?;
+    let after = content::dir_bytes(&store)?;
+    Ok((m, after.saturating_sub(before)))
+}
+
+fn run_tool(
+    cfg: &Config,
+    runner: &Runner,
+    tool: Tool,
+    source: &Path,
+    source_hash: &blake3::Hash,
+) -> Result<ToolResult> {
+    let name = tool.name();
+    let repo = cfg.work.join(tool.slug());
+    let file = repo.join(FILE);
+
+    // 1. `git add` of the whole file, in a fresh repository each repetition; the first
+    //    repository stays for the rest of the case.
+    eprintln!("{name}: add");
+    let mut growth = 0;
+    let add = repeat(cfg.repeat, |i| {
+        let dir = if i == 0 {
+            repo.clone()
+        } else {
+            cfg.work.join(format!("{}-rep{i}", tool.slug()))
+        };
+        tool.init(runner, &dir)?;
+        copy(source, &dir.join(FILE))?;
+        let (m, g) = timed_add(runner, tool, &dir, FILE)?;
+        if i == 0 {
+            growth = g;
+        } else {
+            remove_dir(&dir)?;
+        }
+        Ok(m)
+    })?;
+    runner.git(&repo, &["commit", "-q", "-m", "v0"])?;
+
+    // 2. A fresh checkout: delete the work-tree file, check it out again, verify every byte.
+    eprintln!("{name}: checkout");
+    let checkout = repeat(cfg.repeat, |_| {
+        fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
+        proc::sync()?;
+        let m = proc::measure(runner.git_command(&repo, &["checkout", "--", FILE]))?;
+        verify(&file, source_hash, tool)?;
+        Ok(m)
+    })?;
+    let run = proc::measure(runner.git_command(&repo, &["status", "--porcelain"]))?;
+    let status = StatusCheck {
+        porcelain: run.stdout.clone(),
+        run,
+    };
+
+    // 3. The edit sequence, each edit committed before the next.
+    let mut edits = Vec::new();
+    for (i, edit) in Edit::sequence().into_iter().enumerate() {
+        eprintln!("{name}: edit {}", edit.label());
+        edit.apply(&file, &format!("edit-{i}"))?;
+        let (m, g) = timed_add(runner, tool, &repo, FILE)?;
+        runner.git(&repo, &["commit", "-q", "-m", &edit.label()])?;
+        edits.push(EditResult {
+            edit,
+            add: m,
+            growth: g,
+        });
+    }
+
+    // 4. A mostly-known file: the original with 1 MiB overwritten (new bytes each repetition).
+    eprintln!("{name}: add of a mostly-known file");
+    let known_path = repo.join(KNOWN);
+    let mut known_growth = 0;
+    let known = repeat(cfg.repeat, |i| {
+        copy(source, &known_path)?;
+        Edit::sequence()[0].apply(&known_path, &format!("known-{i}"))?;
+        let (m, g) = timed_add(runner, tool, &repo, KNOWN)?;
+        if i == 0 {
+            known_growth = g;
+        }
+        runner.git(&repo, &["rm", "-q", "--cached", KNOWN])?;
+        Ok(m)
+    })?;
+
+    let store_final = content::dir_bytes(&repo.join(tool.store_dir()))?;
+    let stats = match tool {
+        Tool::Dits => Some(runner.git(&repo, &["dits", "stats"])?),
+        _ => None,
+    };
+    if !cfg.keep {
+        remove_dir(&repo)?;
+    }
+    Ok(ToolResult {
+        tool,
+        add,
+        add_growth: growth,
+        checkout,
+        status,
+        edits,
+        known,
+        known_growth,
+        store_final,
+        stats,
+    })
+}
+
+fn verify(file: &Path, want: &blake3::Hash, tool: Tool) -> Result<()> {
+    let size = fs::metadata(file)
+        .with_context(|| {
+            format!(
+                "{}: checkout left no file at {}",
+                tool.name(),
+                file.display()
+            )
+        })?
+        .len();
+    let got = content::hash_file(file)?;
+    if got != *want {
+        let head = if size <= 1024 {
+            format!(
+                "; content: {:?}",
+                String::from_utf8_lossy(&fs::read(file).unwrap_or_default())
+            )
+        } else {
+            String::new()
+        };
+        bail!(
+            "WRONG BYTES: {} checkout wrote {} ({size} bytes) with BLAKE3 {got}, expected {want}{head}",
+            tool.name(),
+            file.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! The Dits side of the filter: clean stores content and answers a pointer; smudge answers
+//! content, or leaves the pointer for files too large for git's in-memory smudge buffer and
+//! writes those itself when git closes the pipe (see docs/architecture.md).
+
+use std::io::{self, Cursor, Read};
+use std::path::PathBuf;
+
+use dits_core::chunker::ChunkerParams;
+use dits_core::hydrate::{hydrate_file, Hydrated};
+use dits_core::ingest::ingest;
+use dits_core::pointer::{Pointer, PointerError, MAX_LEN};
+use dits_core::progress::Silent;
+use dits_core::reader::ManifestReader;
+use dits_core::store::{ChunkSource, DiskStore, StoreOptions};
+
+use crate::deferred::Journal;
+use crate::server::{Capability, Command, Failure, Handler, Request, Response};
+use crate::spool::Spool;
+
+/// Everything the filter needs to know, resolved by the caller from the repository.
+#[derive(Debug, Clone)]
+pub struct FilterConfig {
+    /// `<common git dir>/dits`.
+    pub store_root: PathBuf,
+    pub store_options: StoreOptions,
+    pub params: ChunkerParams,
+    /// Smudged files of at least this size are written by Dits, not through git's pipe.
+    pub inline_limit: u64,
+    /// `GIT_DITS_SKIP_SMUDGE=1`: leave pointers in the work tree.
+    pub skip_smudge: bool,
+    /// Where to record deferred files so a hook can finish them if this process dies.
+    pub journal_dir: Option<PathBuf>,
+}
+
+pub struct DitsHandler {
+    config: FilterConfig,
+    store: DiskStore,
+    journal: Option<Journal>,
+    deferred: Vec<(PathBuf, Pointer)>,
+    /// Paths hydrated by `finish`, for the caller to refresh git's index stat data.
+    hydrated: Vec<PathBuf>,
+}
+
+impl DitsHandler {
+    pub fn new(config: FilterConfig) -> Result<Self, dits_core::store::StoreError> {
+        let store = DiskStore::open(&config.store_root, config.store_options)?;
+        Ok(DitsHandler {
+            journal: config.journal_dir.clone().map(Journal::new),
+            config,
+            store,
+            deferred: Vec::new(),
+            hydrated: Vec::new(),
+        })
+    }
+
+    pub fn hydrated(&self) -> &[PathBuf] {
+        &self.hydrated
+    }
+
+    fn clean(&mut self, req: &Request, input: &mut dyn Read) -> Result<Response<'_>, Failure> {
+        let path = req.path_lossy();
+        let mut head = Vec::with_capacity(MAX_LEN + 1);
+        input
+            .take(MAX_LEN as u64 + 1)
+            .read_to_end(&mut head)
+            .map_err(|e| Failure::Error(format!("{path}: reading content from git: {e}")))?;
+        if head.is_empty() {
+            // Empty files stay empty: nothing to store, and nothing for smudge to look up.
+            return Ok(Response::Content(Box::new(io::empty())));
+        }
+        if head.len() <= MAX_LEN {
+            if let Ok(p) = Pointer::parse(&head) {
+                // Already a pointer (e.g. a file left un-hydrated): clean is the identity.
+                return Ok(Response::Content(Box::new(Cursor::new(p.to_bytes()))));
+            }
+        }
+        let mut writer = self
+            .store
+            .writer()
+            .map_err(|e| Failure::Error(format!("{path}: {e}")))?;
+        let content = Cursor::new(head).chain(input);
+        let got = ingest(content, self.config.params, &mut writer, &Silent)
+            .map_err(|e| Failure::Error(format!("{path}: cannot store content: {e}")))?;
+        tracing::debug!(
+            path = %path,
+            size = got.manifest.size,
+            new_chunks = got.new_chunks,
+            stored = got.stored_bytes,
+            "cleaned"
+        );
+        let pointer = Pointer::new(got.manifest.file_id, got.manifest.size);
+        Ok(Response::Content(Box::new(Cursor::new(pointer.to_bytes()))))
+    }
+
+    fn smudge(&mut self, req: &Request, input: &mut dyn Read) -> Result<Response<'_>, Failure> {
+        let path = req.path_lossy().into_owned();
+        let mut spool = Spool::new(&self.store.tmp_dir());
+        io::copy(input, &mut spool)
+            .map_err(|e| Failure::Error(format!("{path}: reading blob from git: {e}")))?;
+        let pointer = match spool.small_bytes().map(Pointer::parse) {
+            Some(Ok(p)) => p,
+            Some(Err(PointerError::NotAPointer)) | None => {
+                // Ordinary content (committed before the path was tracked): unchanged.
+                let reader = spool
+                    .into_reader()
+                    .map_err(|e| Failure::Error(format!("{path}: {e}")))?;
+                return Ok(Response::Content(reader));
+            }
+            Some(Err(e)) => {
+                let blob = req.blob.as_deref().unwrap_or("?");
+                return Err(Failure::Error(format!("{path} (blob {blob}): {e}")));
+            }
+        };
+        let pointer_text = || Response::Content(Box::new(Cursor::new(pointer.to_bytes())));
+        if self.config.skip_smudge {
+            return Ok(pointer_text());
+        }
+        let manifest = match self.store.read_manifest(&pointer.id) {
+            Ok(m) => m,
+            Err(e) => {
+                // Leave the pointer rather than fail the whole checkout; say so loudly.
+                tracing::warn!(
+                    "{path}: content {} not available locally, leaving the pointer: {e}",
+                    pointer.id
+                );
+                return Ok(pointer_text());
+            }
+        };
+        if pointer.size >= self.config.inline_limit {
+            let rel = PathBuf::from(bytes_to_os(&req.pathname));
+            if let Some(j) = &mut self.journal {
+                if let Err(e) = j.record(&rel, &pointer) {
+                    tracing::warn!("{path}: cannot record deferred file: {e}");
+                }
+            }
+            self.deferred.push((rel, pointer));
+            return Ok(pointer_text());
+        }
+        Ok(Response::Content(Box::new(ManifestReader::new(
+            &self.store,
+            manifest,
+        ))))
+    }
+}
+
+impl Handler for DitsHandler {
+    fn capabilities(&self) -> &[Capability] {
+        &[Capability::Clean, Capability::Smudge]
+    }
+
+    fn handle<'a>(
+        &'a mut self,
+        req: &Request,
+        input: &mut dyn Read,
+    ) -> Result<Response<'a>, Failure> {
+        match req.command {
+            Command::Clean => self.clean(req, input),
+            Command::Smudge => self.smudge(req, input),
+        }
+    }
+
+    fn available(&mut self) -> Result<Vec<Vec<u8>>, Failure> {
+        Ok(Vec::new())
+    }
+
+    /// Git has written every file and its index; now write the large ones it left as pointers.
+    fn finish(&mut self) -> Result<(), Failure> {
+        let mut failed = 0;
+        for (path, pointer) in std::mem::take(&mut self.deferred) {
+            match hydrate_file(&self.store, &path, &pointer) {
+                Ok(Hydrated::Written) => self.hydrated.push(path),
+                Ok(Hydrated::Skipped) => {}
+                Err(e) => {
+                    failed += 1;
+                    tracing::error!("{e}; hint: run `git dits checkout`");
+                }
+            }
+        }
+        if let Some(j) = self.journal.take() {
+            if failed == 0 {
+                j.remove();
+            }
+        }
+        if failed > 0 {
+            return Err(Failure::Error(format!(
+                "{failed} large file(s) could not be written"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn bytes_to_os(b: &[u8]) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(b).to_owned()
+}

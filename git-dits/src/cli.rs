@@ -1,0 +1,119 @@
+//! Command-line interface of `git dits`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "git-dits",
+    bin_name = "git dits",
+    version,
+    about = "Large media in Git: chunked, deduplicated, and never buffered whole",
+    after_help = "Exit codes: 0 success, 1 problems found (fsck) or command failed, 2 usage error.\nSettings are `git config dits.*` keys; see `git dits env`."
+)]
+pub struct Cli {
+    /// Print nothing but errors (no progress bars, no summaries).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+#[group(multiple = false)]
+pub struct Scope {
+    /// This repository's config (the default).
+    #[arg(long)]
+    pub local: bool,
+    /// Your user config (~/.gitconfig): every repository you use.
+    #[arg(long)]
+    pub global: bool,
+    /// The system config: every user of this machine.
+    #[arg(long)]
+    pub system: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Configure git to use Dits: filter, diff and merge drivers, and hooks.
+    ///
+    /// Writes filter.dits.process/clean/smudge/required, diff.dits.textconv,
+    /// merge.dits.driver, and (in a repository) the post-checkout and post-merge hooks that
+    /// finish writing large files. Idempotent. Existing hooks that are not Dits' own are
+    /// left alone with a warning unless --force.
+    Install {
+        #[command(flatten)]
+        scope: Scope,
+        /// Replace existing hooks that are not Dits' own.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove the configuration and hooks `install` wrote.
+    Uninstall {
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// Track paths matching PATTERNs with Dits (.gitattributes); list patterns without one.
+    Track { patterns: Vec<String> },
+    /// Stop tracking PATTERNs (files already committed stay as they are).
+    Untrack {
+        #[arg(required = true)]
+        patterns: Vec<String>,
+    },
+    /// List tracked files with size, id and whether their content is present locally.
+    LsFiles {
+        /// List the files of this commit instead of the index.
+        rev: Option<String>,
+        /// Also show chunk counts and the blob id.
+        #[arg(long)]
+        long: bool,
+    },
+    /// Summarise tracked files: present locally, written in the work tree, or pointers.
+    Status,
+    /// Verify every chunk reachable from REVs (default: all refs, HEAD and the index).
+    ///
+    /// Exit code 1 if any problem is found; each problem names the path, the file id and the
+    /// chunk. `--repair` forgets damaged chunks and rebuilds damaged indexes so that re-adding
+    /// or re-fetching the content heals the store.
+    Fsck {
+        revs: Vec<String>,
+        /// Drop damaged chunks/manifests from the indexes and rebuild damaged indexes.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Show a file's pointer and a summary of its manifest.
+    Pointer { path: PathBuf },
+    /// Store statistics: logical vs stored bytes, chunks, packs, dedup ratio.
+    Stats,
+    /// Versions, settings in effect, and where the store is.
+    Env,
+    /// Write the content of tracked files that are pointers in the work tree.
+    Checkout {
+        /// Only these paths (default: every tracked file).
+        paths: Vec<PathBuf>,
+        /// Only the files a filter left for later (what the hooks run).
+        #[arg(long)]
+        deferred: bool,
+    },
+    /// Print the content of a tracked file at a revision (REV:PATH) or from a pointer file.
+    Cat { spec: String },
+    /// textconv for `git diff`/`git log -p`: a readable summary instead of binary noise.
+    #[command(hide = true)]
+    DiffTextconv { file: PathBuf },
+    /// Merge driver for tracked files: `git dits merge-driver %O %A %B %P`.
+    #[command(hide = true)]
+    MergeDriver {
+        base: PathBuf,
+        ours: PathBuf,
+        theirs: PathBuf,
+        path: Option<String>,
+    },
+    /// Entry point of the hooks `install` writes.
+    #[command(hide = true)]
+    Hook {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}

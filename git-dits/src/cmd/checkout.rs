@@ -1,0 +1,119 @@
+//! `git dits checkout`: write the content of tracked files that are still pointers, and the
+//! hook entry point that finishes files the filter deferred.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use bstr::ByteSlice;
+use dits_core::hydrate::{hydrate_file, Hydrated};
+use dits_core::progress::Progress;
+use dits_core::Pointer;
+use dits_filter::deferred;
+
+use crate::progress::Bar;
+use crate::repo::Repo;
+use crate::tracked;
+
+pub fn run(paths: &[PathBuf], only_deferred: bool, quiet: bool) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let work_tree = repo.work_tree()?.to_owned();
+    let mut todo: Vec<(PathBuf, Pointer)> = Vec::new();
+    let mut journals = Vec::new();
+    if only_deferred {
+        for (journal, items) in deferred::pending(&repo.journal_dir())? {
+            journals.push(journal);
+            todo.extend(items.into_iter().map(|(p, ptr)| (work_tree.join(p), ptr)));
+        }
+    } else {
+        let cwd = std::env::current_dir()?;
+        let wanted: Vec<PathBuf> = paths.iter().map(|p| cwd.join(p)).collect();
+        for f in tracked::in_index(&repo)? {
+            let abs = work_tree.join(f.path.to_path_lossy());
+            if wanted.is_empty() || wanted.iter().any(|w| abs.starts_with(w)) {
+                todo.push((abs, f.pointer));
+            }
+        }
+    }
+    if todo.is_empty() && journals.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = repo.open_store()?;
+    let bar = Bar::bytes(quiet, "checkout");
+    bar.set_total(todo.iter().map(|(_, p)| p.size).sum());
+    let (mut written, mut failed) = (Vec::new(), 0);
+    for (path, pointer) in &todo {
+        if bar.interrupted() {
+            anyhow::bail!("interrupted");
+        }
+        match hydrate_file(&store, path, pointer) {
+            Ok(Hydrated::Written) => written.push(path.clone()),
+            Ok(Hydrated::Skipped) => {}
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+        bar.inc(pointer.size);
+    }
+    bar.finish();
+    if failed == 0 {
+        for j in journals {
+            let _ = std::fs::remove_file(j);
+        }
+    }
+    if !written.is_empty() {
+        restage(&work_tree, &written);
+        if !quiet {
+            eprintln!("Wrote {} file(s)", written.len());
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Re-stages files we rewrote so the index records their real size and times.
+///
+/// Git's index still holds the stat data of the pointer git wrote, and git treats a differing
+/// non-zero size as "modified" without asking the filter, so `update-index --refresh` is not
+/// enough: `update-index -- <paths>` re-cleans them (giving the same blob) and stores the new
+/// stat data. Best effort: if it fails, `git status` is still correct but slower.
+pub fn restage(work_tree: &Path, paths: &[PathBuf]) {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let child = std::process::Command::new("git")
+        .args(["update-index", "-q", "-z", "--stdin"])
+        .current_dir(work_tree)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else { return };
+    if let Some(mut stdin) = child.stdin.take() {
+        for p in paths {
+            let rel = p.strip_prefix(work_tree).unwrap_or(p);
+            let _ = stdin.write_all(rel.as_os_str().as_bytes());
+            let _ = stdin.write_all(b"\0");
+        }
+    }
+    match child.wait_with_output() {
+        Ok(out) if !out.status.success() => tracing::warn!(
+            "could not update the index after writing large files: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        _ => {}
+    }
+}
+
+pub fn hook(name: &str, _args: &[String]) -> Result<ExitCode> {
+    match name {
+        "post-checkout" | "post-merge" => run(&[], true, true),
+        other => {
+            tracing::debug!("no Dits action for hook {other}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

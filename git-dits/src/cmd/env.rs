@@ -1,0 +1,57 @@
+//! `git dits env`: versions, settings in effect, store location.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::git;
+use crate::repo::{Repo, KEYS};
+
+pub fn run() -> Result<ExitCode> {
+    println!("git-dits {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "{}",
+        git(&["--version"])
+            .unwrap_or_else(|e| format!("git: {e}"))
+            .trim()
+    );
+    match Repo::discover() {
+        Err(e) => println!("repository: none ({e:#})"),
+        Ok(repo) => {
+            println!("git dir:     {}", repo.git_dir().display());
+            println!("common dir:  {}", repo.common_dir().display());
+            if let Ok(w) = repo.work_tree() {
+                println!("work tree:   {}", w.display());
+            }
+            println!("store:       {}", repo.store_root().display());
+            let s = repo.settings()?;
+            let cfg = repo.repo.config_snapshot();
+            for (key, default, meaning) in KEYS {
+                let value = cfg.string(*key).map(|v| v.to_string());
+                println!(
+                    "{key} = {}{}  # {meaning}",
+                    value.as_deref().unwrap_or(default),
+                    if value.is_none() { " (default)" } else { "" }
+                );
+            }
+            println!(
+                "effective: compression={} packSizeLimit={} inlineLimit={} skipSmudge={}",
+                s.store.compression_level, s.store.pack_size_limit, s.inline_limit, s.skip_smudge
+            );
+            for key in [
+                "filter.dits.process",
+                "filter.dits.required",
+                "diff.dits.textconv",
+                "merge.dits.driver",
+            ] {
+                println!(
+                    "{key} = {}",
+                    cfg.string(key)
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "(unset; hint: git dits install)".into())
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,203 @@
+//! `git dits fsck [REV...]`: is every chunk of every reachable Dits file present and intact?
+
+use std::collections::{HashMap, HashSet};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use bstr::{BString, ByteSlice};
+use dits_core::chunker::ChunkerParams;
+use dits_core::hydrate::read_pointer_file;
+use dits_core::ingest::ingest;
+use dits_core::progress::{Progress, Silent};
+use dits_core::store::{ChunkSource, DiskStore, StoreError};
+use dits_core::{ChunkId, FileId, Pointer};
+
+use crate::progress::Bar;
+use crate::repo::Repo;
+use crate::tracked;
+
+/// Where a file id was seen first, to name it in reports.
+struct Seen {
+    pointer: Pointer,
+    path: BString,
+    at: String,
+}
+
+fn collect(repo: &Repo, revs: &[String]) -> Result<HashMap<FileId, Seen>> {
+    let mut files: HashMap<FileId, Seen> = HashMap::new();
+    let mut add = |f: tracked::TrackedFile, at: &str| {
+        files.entry(f.pointer.id).or_insert(Seen {
+            pointer: f.pointer,
+            path: f.path,
+            at: at.to_owned(),
+        });
+    };
+    let mut tips = Vec::new();
+    if revs.is_empty() {
+        for f in tracked::in_index(repo)? {
+            add(f, "index");
+        }
+        if let Ok(head) = repo.repo.head_id() {
+            tips.push((head.detach(), "HEAD".to_owned()));
+        }
+        for r in repo.repo.references()?.all()?.flatten() {
+            let name = r.name().as_bstr().to_string();
+            if let Ok(id) = r.into_fully_peeled_id() {
+                tips.push((id.detach(), name));
+            }
+        }
+    } else {
+        for rev in revs {
+            let id = repo
+                .repo
+                .rev_parse_single(rev.as_str())
+                .with_context(|| format!("{rev}: unknown revision"))?;
+            tips.push((id.detach(), rev.clone()));
+        }
+    }
+    let mut seen_trees = HashSet::new();
+    for (tip, name) in tips {
+        let Ok(obj) = repo.repo.find_object(tip) else {
+            continue;
+        };
+        if obj.kind != gix::object::Kind::Commit {
+            if let Ok(tree) = obj.peel_to_tree() {
+                for f in tracked::in_tree(repo, tree.id)? {
+                    add(f, &name);
+                }
+            }
+            continue;
+        }
+        for info in repo.repo.rev_walk([tip]).all()? {
+            let info = info?;
+            let commit = info.object()?;
+            let tree = commit.tree_id()?.detach();
+            if !seen_trees.insert(tree) {
+                continue;
+            }
+            let at = format!("{} ({name})", info.id.to_hex_with_len(10));
+            for f in tracked::in_tree(repo, tree)? {
+                add(f, &at);
+            }
+        }
+    }
+    Ok(files)
+}
+
+pub fn run(revs: &[String], repair: bool, quiet: bool) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let store = repo.open_store()?;
+    let mut problems = 0usize;
+    for d in store.damaged_indexes() {
+        eprintln!("damaged index: {d}");
+        problems += 1;
+    }
+    let files = collect(&repo, revs)?;
+    let bar = Bar::bytes(quiet, "verifying");
+    bar.set_total(files.values().map(|s| s.pointer.size).sum());
+    let mut verified: HashMap<ChunkId, bool> = HashMap::new();
+    let mut broken: Vec<&Seen> = Vec::new();
+    let mut ids: Vec<&FileId> = files.keys().collect();
+    ids.sort();
+    for id in ids {
+        let seen = &files[id];
+        if seen.pointer.size == 0 {
+            continue;
+        }
+        let ok = match store.read_manifest(id) {
+            Err(e) => {
+                eprintln!("{} (file {id}, at {}): {e}", seen.path, seen.at);
+                false
+            }
+            Ok(m) if m.size != seen.pointer.size => {
+                eprintln!(
+                    "{} (file {id}, at {}): manifest says {} bytes, pointer says {}",
+                    seen.path, seen.at, m.size, seen.pointer.size
+                );
+                false
+            }
+            Ok(m) => {
+                let mut file_ok = true;
+                for c in &m.chunks {
+                    if bar.interrupted() {
+                        anyhow::bail!("interrupted");
+                    }
+                    let good =
+                        *verified
+                            .entry(c.id)
+                            .or_insert_with(|| match store.read_chunk(&c.id) {
+                                Ok(_) => true,
+                                Err(e) => {
+                                    eprintln!("{} (file {id}, at {}): {e}", seen.path, seen.at);
+                                    false
+                                }
+                            });
+                    file_ok &= good;
+                    bar.inc(u64::from(c.len));
+                }
+                file_ok
+            }
+        };
+        if !ok {
+            problems += 1;
+            broken.push(seen);
+        }
+    }
+    bar.finish();
+    if repair {
+        problems = self_repair(&repo, &store, &broken, problems)?;
+    }
+    if problems > 0 {
+        eprintln!("{problems} problem(s) found");
+        if !repair {
+            eprintln!("hint: `git dits fsck --repair` drops damaged data and re-stores intact work-tree copies");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    if !quiet {
+        eprintln!(
+            "{} file(s), {} chunk(s) verified; no problems",
+            files.len(),
+            verified.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Forgets damaged data, then re-stores the content of broken files from intact work-tree
+/// copies (content whose BLAKE3 matches the pointer). Returns the problems left.
+fn self_repair(repo: &Repo, store: &DiskStore, broken: &[&Seen], problems: usize) -> Result<usize> {
+    let rebuilt = store.rebuild_damaged_indexes()?;
+    let dropped = store.drop_damaged()?;
+    eprintln!(
+        "repair: rebuilt {rebuilt} index(es), dropped {} damaged chunk(s)",
+        dropped.len()
+    );
+    let work_tree = repo.work_tree()?;
+    let mut left = problems.saturating_sub(rebuilt);
+    for seen in broken {
+        if let Err(StoreError::ManifestCorrupt { .. }) = store.read_manifest(&seen.pointer.id) {
+            store.remove_manifest(&seen.pointer.id)?;
+        }
+        let path = work_tree.join(seen.path.to_path_lossy());
+        if !path.is_file() || read_pointer_file(&path)?.is_some() {
+            eprintln!("repair: {}: no intact copy in the work tree; hint: fetch it from a remote or restore it from a backup", seen.path);
+            continue;
+        }
+        let file = std::fs::File::open(&path)?;
+        let mut w = store.writer()?;
+        // Ingesting writes the manifest only when the content hashes to the pointer's id,
+        // because the manifest is stored under the id of what was actually read.
+        let got = ingest(file, ChunkerParams::default(), &mut w, &Silent)?;
+        if got.manifest.file_id == seen.pointer.id {
+            eprintln!("repair: {}: re-stored from the work tree", seen.path);
+            left = left.saturating_sub(1);
+        } else {
+            eprintln!(
+                "repair: {}: the work-tree copy differs from the committed content; not used",
+                seen.path
+            );
+        }
+    }
+    Ok(left)
+}

@@ -1,0 +1,83 @@
+//! `git dits ls-files [REV]`: tracked files, their size, id and local availability.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use dits_core::store::{ChunkSource, DiskStore};
+use dits_core::Pointer;
+
+use super::human;
+use crate::repo::Repo;
+use crate::tracked::{self, TrackedFile};
+
+/// How much of a file's content is in the local store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Present,
+    Partial { missing: usize },
+    Missing,
+}
+
+impl std::fmt::Display for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Presence::Present => write!(f, "present"),
+            Presence::Partial { missing } => write!(f, "partial({missing} chunks missing)"),
+            Presence::Missing => write!(f, "missing"),
+        }
+    }
+}
+
+/// Presence and chunk count. Checks the indexes only; `fsck` reads and verifies the bytes.
+pub fn presence(store: &DiskStore, pointer: &Pointer) -> (Presence, Option<usize>) {
+    if pointer.size == 0 {
+        return (Presence::Present, Some(0));
+    }
+    match store.read_manifest(&pointer.id) {
+        Err(_) => (Presence::Missing, None),
+        Ok(m) => {
+            let missing = m.chunks.iter().filter(|c| !store.has_chunk(&c.id)).count();
+            let p = match missing {
+                0 => Presence::Present,
+                n if n == m.chunks.len() => Presence::Missing,
+                n => Presence::Partial { missing: n },
+            };
+            (p, Some(m.chunks.len()))
+        }
+    }
+}
+
+pub fn files(repo: &Repo, rev: Option<&str>) -> Result<Vec<TrackedFile>> {
+    match rev {
+        Some(rev) => tracked::in_rev(repo, rev),
+        None => tracked::in_index(repo),
+    }
+}
+
+pub fn run(rev: Option<&str>, long: bool) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let store = repo.open_store()?;
+    for f in files(&repo, rev)? {
+        let (presence, chunks) = presence(&store, &f.pointer);
+        if long {
+            println!(
+                "{:>10}  {}  {:>6} chunks  blob {}  {:<8}  {}",
+                human(f.pointer.size),
+                f.pointer.id,
+                chunks.map_or("?".into(), |c| c.to_string()),
+                f.blob,
+                presence.to_string(),
+                f.path
+            );
+        } else {
+            println!(
+                "{:>10}  {}  {:<8}  {}",
+                human(f.pointer.size),
+                f.pointer.id.short(),
+                presence.to_string(),
+                f.path
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

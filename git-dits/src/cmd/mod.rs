@@ -1,0 +1,80 @@
+//! One file per `git dits` command.
+
+mod cat;
+mod checkout;
+mod diff;
+mod env;
+mod fsck;
+mod install;
+mod ls_files;
+mod merge;
+mod pointer;
+mod stats;
+mod status;
+mod track;
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+
+pub(crate) use checkout::restage;
+
+use crate::cli::{Cli, Cmd};
+
+pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
+    let quiet = cli.quiet;
+    match &cli.command {
+        Cmd::Install { scope, force } => install::install(*scope, *force, quiet),
+        Cmd::Uninstall { scope } => install::uninstall(*scope, quiet),
+        Cmd::Track { patterns } => track::track(patterns, quiet),
+        Cmd::Untrack { patterns } => track::untrack(patterns, quiet),
+        Cmd::LsFiles { rev, long } => ls_files::run(rev.as_deref(), *long),
+        Cmd::Status => status::run(),
+        Cmd::Fsck { revs, repair } => fsck::run(revs, *repair, quiet),
+        Cmd::Pointer { path } => pointer::run(path),
+        Cmd::Stats => stats::run(),
+        Cmd::Env => env::run(),
+        Cmd::Checkout { paths, deferred } => checkout::run(paths, *deferred, quiet),
+        Cmd::Cat { spec } => cat::run(spec),
+        Cmd::DiffTextconv { file } => diff::textconv(file),
+        Cmd::MergeDriver {
+            base,
+            ours,
+            theirs,
+            path,
+        } => merge::run(base, ours, theirs, path.as_deref()),
+        Cmd::Hook { name, args } => checkout::hook(name, args),
+    }
+}
+
+/// Runs `git` for the few things gix does not do (config writes, index refresh) and fails
+/// with its stderr if it fails.
+pub(crate) fn git(args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .args(args)
+        .output()
+        .with_context(|| format!("running git {}", args.join(" ")))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "git {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Human-readable byte counts (binary units, as `ls -h` and git print them).
+pub(crate) fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

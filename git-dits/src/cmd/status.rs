@@ -1,0 +1,60 @@
+//! `git dits status`: what is tracked, what is written out in the work tree, what is missing.
+
+use std::fs;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use bstr::ByteSlice;
+use dits_core::hydrate::read_pointer_file;
+
+use super::human;
+use super::ls_files::{presence, Presence};
+use crate::repo::Repo;
+use crate::tracked;
+
+pub fn run() -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let store = repo.open_store()?;
+    let work_tree = repo.work_tree()?.to_owned();
+    let attrs = fs::read_to_string(work_tree.join(".gitattributes")).unwrap_or_default();
+    let patterns: Vec<&str> = attrs
+        .lines()
+        .filter(|l| l.split_whitespace().any(|a| a == "filter=dits"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    println!(
+        "Tracked patterns: {}",
+        if patterns.is_empty() {
+            "(none)".to_owned()
+        } else {
+            patterns.join(" ")
+        }
+    );
+    let files = tracked::in_index(&repo)?;
+    let (mut hydrated, mut pointers, mut missing, mut bytes) = (0, Vec::new(), Vec::new(), 0u64);
+    for f in &files {
+        bytes += f.pointer.size;
+        let path = work_tree.join(f.path.to_path_lossy());
+        match read_pointer_file(&path) {
+            Ok(Some(p)) if p == f.pointer && p.size > 0 => pointers.push(f),
+            _ => hydrated += 1,
+        }
+        if presence(&store, &f.pointer).0 != Presence::Present {
+            missing.push(f);
+        }
+    }
+    println!("Tracked files:    {} ({})", files.len(), human(bytes));
+    println!("Written out:      {hydrated}");
+    println!("Pointers only:    {}", pointers.len());
+    println!("Missing locally:  {}", missing.len());
+    for f in &pointers {
+        println!("  pointer  {}", f.path);
+    }
+    for f in &missing {
+        println!("  missing  {} ({})", f.path, f.pointer.id.short());
+    }
+    if !pointers.is_empty() {
+        println!("hint: `git dits checkout` writes the content of pointer files");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,125 @@
+//! The repository as Dits sees it: where things live and which `dits.*` settings apply.
+//! Read through gix; nothing here writes to Git.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use dits_core::chunker::ChunkerParams;
+use dits_core::store::{DiskStore, StoreOptions};
+
+/// Settings from `git config` (and the environment), with their defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub store: StoreOptions,
+    pub inline_limit: u64,
+    pub skip_smudge: bool,
+}
+
+/// `(key, default, meaning)` of every setting, for `git dits env` and the docs.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    ("dits.compression", "3", "zstd level for compressible chunks (0 = never compress)"),
+    ("dits.packSizeLimit", "1g", "start a new pack file past this size"),
+    ("dits.smudge.inlineLimit", "64m", "files at least this large are written by Dits after git's checkout, not through git's in-memory smudge buffer"),
+    ("dits.skipSmudge", "false", "leave pointers in the work tree (also GIT_DITS_SKIP_SMUDGE=1)"),
+];
+
+pub struct Repo {
+    pub repo: gix::Repository,
+}
+
+impl Repo {
+    /// The repository around the current directory, honouring GIT_DIR and friends.
+    pub fn discover() -> Result<Repo> {
+        let repo = gix::discover_with_environment_overrides(".").context(
+            "not in a Git repository; hint: run this inside a repository, or `git init` first",
+        )?;
+        Ok(Repo { repo })
+    }
+
+    pub fn at(path: &Path) -> Result<Repo> {
+        let repo = gix::discover(path)
+            .with_context(|| format!("{}: not in a Git repository", path.display()))?;
+        Ok(Repo { repo })
+    }
+
+    /// The per-worktree git dir (`.git`, or `.git/worktrees/<name>`).
+    pub fn git_dir(&self) -> &Path {
+        self.repo.git_dir()
+    }
+
+    /// Shared by all worktrees: the store lives here.
+    pub fn common_dir(&self) -> &Path {
+        self.repo.common_dir()
+    }
+
+    pub fn work_tree(&self) -> Result<&Path> {
+        self.repo.workdir().context(
+            "this repository has no work tree (bare); hint: run in a clone with a work tree",
+        )
+    }
+
+    pub fn store_root(&self) -> PathBuf {
+        self.common_dir().join("dits")
+    }
+
+    /// Where the filter journals files it left as pointers (per worktree).
+    pub fn journal_dir(&self) -> PathBuf {
+        self.git_dir().join("dits-deferred")
+    }
+
+    pub fn hooks_dir(&self) -> PathBuf {
+        let cfg = self.repo.config_snapshot();
+        match cfg.trusted_path("core.hooksPath") {
+            Ok(Some(p)) => {
+                if p.is_absolute() {
+                    p
+                } else {
+                    self.work_tree().map(|w| w.join(&p)).unwrap_or(p)
+                }
+            }
+            _ => self.common_dir().join("hooks"),
+        }
+    }
+
+    pub fn settings(&self) -> Result<Settings> {
+        let cfg = self.repo.config_snapshot();
+        let int = |key: &str, default: i64| -> Result<i64> {
+            match cfg.integer(key) {
+                None => Ok(default),
+                Some(v) if v >= 0 => Ok(v),
+                Some(v) => anyhow::bail!(
+                    "{key} = {v}: must not be negative; hint: git config --unset {key}"
+                ),
+            }
+        };
+        let level = int("dits.compression", 3)?;
+        anyhow::ensure!(
+            level <= 22,
+            "dits.compression = {level}: zstd levels go from 0 (off) to 22; hint: git config dits.compression 3"
+        );
+        let pack_size_limit = int("dits.packSizeLimit", 1 << 30)?.max(1 << 20) as u64;
+        let inline_limit = int("dits.smudge.inlineLimit", 64 << 20)? as u64;
+        let env_skip =
+            std::env::var_os("GIT_DITS_SKIP_SMUDGE").is_some_and(|v| v != "0" && !v.is_empty());
+        let skip_smudge = env_skip || cfg.boolean("dits.skipSmudge").unwrap_or(false);
+        Ok(Settings {
+            store: StoreOptions {
+                compression_level: level as i32,
+                pack_size_limit,
+            },
+            inline_limit,
+            skip_smudge,
+        })
+    }
+
+    pub fn open_store(&self) -> Result<DiskStore> {
+        let settings = self.settings()?;
+        let root = self.store_root();
+        DiskStore::open(&root, settings.store)
+            .with_context(|| format!("opening the Dits store at {}", root.display()))
+    }
+
+    pub fn chunker_params(&self) -> ChunkerParams {
+        ChunkerParams::default()
+    }
+}

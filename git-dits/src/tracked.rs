@@ -1,0 +1,85 @@
+//! Finding the files Dits tracks: blobs in the index or in a tree that are Dits pointers.
+
+use anyhow::{Context, Result};
+use bstr::BString;
+use dits_core::pointer::{Pointer, MAX_LEN};
+use gix::ObjectId;
+
+use crate::repo::Repo;
+
+#[derive(Debug, Clone)]
+pub struct TrackedFile {
+    pub path: BString,
+    pub blob: ObjectId,
+    pub pointer: Pointer,
+}
+
+/// The pointer a blob holds, if it is one. Large blobs are ruled out from their header alone,
+/// so this never reads real media out of Git's object store.
+pub fn blob_pointer(repo: &gix::Repository, id: ObjectId) -> Result<Option<Pointer>> {
+    let header = repo
+        .find_header(id)
+        .with_context(|| format!("reading object {id}"))?;
+    if header.size() > MAX_LEN as u64 {
+        return Ok(None);
+    }
+    let obj = repo
+        .find_object(id)
+        .with_context(|| format!("reading blob {id}"))?;
+    Ok(Pointer::parse(&obj.data).ok())
+}
+
+/// Dits files staged in the index.
+pub fn in_index(repo: &Repo) -> Result<Vec<TrackedFile>> {
+    let index = repo.repo.index_or_empty().context("reading the index")?;
+    let mut out = Vec::new();
+    for entry in index.entries() {
+        let is_file = entry.mode == gix::index::entry::Mode::FILE
+            || entry.mode == gix::index::entry::Mode::FILE_EXECUTABLE;
+        if !is_file {
+            continue;
+        }
+        if let Some(pointer) = blob_pointer(&repo.repo, entry.id)? {
+            out.push(TrackedFile {
+                path: entry.path(&index).to_owned(),
+                blob: entry.id,
+                pointer,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Dits files in the tree of `rev` (a commit, tag or tree).
+pub fn in_rev(repo: &Repo, rev: &str) -> Result<Vec<TrackedFile>> {
+    let tree = repo
+        .repo
+        .rev_parse_single(rev)
+        .with_context(|| format!("{rev}: unknown revision"))?
+        .object()?
+        .peel_to_tree()
+        .with_context(|| format!("{rev}: does not name a tree"))?;
+    in_tree(repo, tree.id)
+}
+
+pub fn in_tree(repo: &Repo, tree: ObjectId) -> Result<Vec<TrackedFile>> {
+    let tree = repo.repo.find_tree(tree)?;
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    tree.traverse()
+        .breadthfirst(&mut recorder)
+        .context("walking the tree")?;
+    let mut out = Vec::new();
+    for entry in recorder.records {
+        if !entry.mode.is_blob() || entry.mode.is_link() {
+            continue;
+        }
+        if let Some(pointer) = blob_pointer(&repo.repo, entry.oid)? {
+            out.push(TrackedFile {
+                path: entry.filepath,
+                blob: entry.oid,
+                pointer,
+            });
+        }
+    }
+    Ok(out)
+}

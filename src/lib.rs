@@ -1,0 +1,51 @@
+//! Shared start-up of the three Dits programs (the `[[bin]]`s of this package). Libraries
+//! only emit `tracing` events; the programs decide where they go.
+
+use std::fs::OpenOptions;
+use std::sync::Mutex;
+
+use tracing_subscriber::EnvFilter;
+
+/// Logs to stderr, or to the file named by `DITS_LOG_FILE`, at the level in `DITS_LOG`
+/// (default: warnings). Never to stdout: it belongs to git's protocols.
+pub fn init_logging(program: &'static str) {
+    let filter = EnvFilter::try_from_env("DITS_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time();
+    let file = std::env::var_os("DITS_LOG_FILE")
+        .and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
+    let _ = match file {
+        Some(f) => builder
+            .with_ansi(false)
+            .with_writer(Mutex::new(f))
+            .try_init(),
+        None => builder
+            .with_writer(std::io::stderr)
+            .fmt_fields(tracing_subscriber::fmt::format::DefaultFields::new())
+            .event_format(Prefixed(program))
+            .try_init(),
+    };
+}
+
+/// `dits-filter: warning: ...`, like git's own messages, instead of a log-line format.
+struct Prefixed(&'static str);
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Prefixed
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = event.metadata().level().as_str().to_ascii_lowercase();
+        write!(writer, "{}: {level}: ", self.0)?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
