@@ -147,7 +147,14 @@ fn run() -> Result<()> {
         .with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
     let home = scratch.path().join("home");
     std::fs::create_dir_all(&home).context("creating the temporary HOME")?;
-    let runner = proc::Runner::new(&args.git, &dits_bin, &home)?;
+    // A snapshot of the binaries, so a rebuild during the run cannot change what is measured.
+    let bin = scratch.path().join("bin");
+    std::fs::create_dir_all(&bin).context("creating the binaries' snapshot directory")?;
+    for name in dits_bins {
+        std::fs::copy(dits_bin.join(name), bin.join(name))
+            .with_context(|| format!("copying {} to {}", name, bin.display()))?;
+    }
+    let runner = proc::Runner::new(&args.git, &bin, &home)?;
 
     let machine = report::machine(&runner, scratch.path(), &args.git, &ws);
     let cfg = cases::Config {

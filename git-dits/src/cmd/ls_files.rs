@@ -6,7 +6,7 @@ use anyhow::Result;
 use dits_core::store::{ChunkSource, DiskStore};
 use dits_core::Pointer;
 
-use super::human;
+use super::{human, quote_path};
 use crate::repo::Repo;
 use crate::tracked::{self, TrackedFile};
 
@@ -67,7 +67,7 @@ pub fn run(rev: Option<&str>, long: bool) -> Result<ExitCode> {
                 chunks.map_or("?".into(), |c| c.to_string()),
                 f.blob,
                 presence.to_string(),
-                f.path
+                quote_path(f.path.as_ref())
             );
         } else {
             println!(
@@ -75,7 +75,7 @@ pub fn run(rev: Option<&str>, long: bool) -> Result<ExitCode> {
                 human(f.pointer.size),
                 f.pointer.id.short(),
                 presence.to_string(),
-                f.path
+                quote_path(f.path.as_ref())
             );
         }
     }

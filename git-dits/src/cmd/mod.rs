@@ -78,3 +78,38 @@ pub(crate) fn human(bytes: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+/// A path as git prints it: C-quoted when it holds quotes, backslashes or control characters
+/// (one entry per line, whatever the name), UTF-8 left readable.
+pub(crate) fn quote_path(path: &bstr::BStr) -> String {
+    use bstr::ByteSlice;
+    let text = path.to_str_lossy();
+    if !text.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        return text.into_owned();
+    }
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\{:03o}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_like_git() {
+        assert_eq!(quote_path("plain/ü.mov".into()), "plain/ü.mov");
+        assert_eq!(quote_path("new\nline".into()), "\"new\\nline\"");
+        assert_eq!(quote_path("q\"x".into()), "\"q\\\"x\"");
+    }
+}

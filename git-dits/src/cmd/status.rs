@@ -7,7 +7,7 @@ use anyhow::Result;
 use bstr::ByteSlice;
 use dits_core::hydrate::read_pointer_file;
 
-use super::human;
+use super::{human, quote_path};
 use super::ls_files::{presence, Presence};
 use crate::repo::Repo;
 use crate::tracked;
@@ -48,10 +48,10 @@ pub fn run() -> Result<ExitCode> {
     println!("Pointers only:    {}", pointers.len());
     println!("Missing locally:  {}", missing.len());
     for f in &pointers {
-        println!("  pointer  {}", f.path);
+        println!("  pointer  {}", quote_path(f.path.as_ref()));
     }
     for f in &missing {
-        println!("  missing  {} ({})", f.path, f.pointer.id.short());
+        println!("  missing  {} ({})", quote_path(f.path.as_ref()), f.pointer.id.short());
     }
     if !pointers.is_empty() {
         println!("hint: `git dits checkout` writes the content of pointer files");

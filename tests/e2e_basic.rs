@@ -1,0 +1,107 @@
+//! Track, add, commit, edit, and get every version back byte for byte through real git.
+
+mod support;
+
+use std::fs;
+
+use support::*;
+
+fn history_round_trip(git: &str) {
+    let env = Env::with_git(std::path::Path::new(git));
+    let repo = env.repo("r", &["*.bin", "*.mov"]);
+    let clip = repo.join("clip.bin");
+    let mut versions = Vec::new();
+    // v1: new file; v2: 1 MiB overwritten in the middle; v3: 100 bytes inserted at the front.
+    let mut data = content(1, 3 * 1024 * 1024 + 333);
+    for v in 0..3 {
+        match v {
+            1 => data[1_500_000..1_500_000 + (1 << 20)].copy_from_slice(&content(2, 1 << 20)),
+            2 => {
+                data.splice(0..0, content(3, 100));
+            }
+            _ => {}
+        }
+        fs::write(&clip, &data).unwrap();
+        fs::write(repo.join("notes.txt"), format!("version {v}\n")).unwrap();
+        env.commit_all(&repo, &format!("v{v}"));
+        env.assert_clean(&repo);
+        versions.push((env.git_stdout(&repo, &["rev-parse", "HEAD"]).trim().to_owned(), b3_bytes(&data)));
+    }
+    // Git stores the pointer, whose blake3 line is what b3sum prints for the content.
+    let pointer = pointer_at(&env, &repo, "HEAD:clip.bin");
+    assert!(pointer.starts_with("dits-pointer v1\n"), "{pointer}");
+    assert!(pointer.contains(&format!("blake3 {}\n", versions[2].1)), "{pointer}");
+    assert!(pointer.len() < 200);
+    // Every earlier version comes back exactly, and git sees nothing modified.
+    for (commit, hash) in versions.iter().rev() {
+        env.git(&repo, &["checkout", "-q", commit]);
+        assert_eq!(&b3(&clip), hash, "content at {commit}");
+        env.assert_clean(&repo);
+    }
+    env.git(&repo, &["checkout", "-q", "main"]);
+    assert_eq!(b3(&clip), versions[2].1);
+    // Edits stored only what changed: far less than three copies.
+    let store: u64 = walkdir(&repo.join(".git/dits/packs"));
+    assert!(store < 3 * 1024 * 1024 + 1024 * 1024 + 600 * 1024, "store {store} bytes");
+    let fsck = env.dits(&repo, &["fsck"]);
+    assert!(String::from_utf8_lossy(&fsck.stderr).contains("no problems"));
+}
+
+fn walkdir(dir: &std::path::Path) -> u64 {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn history_round_trip_git_2_47() {
+    history_round_trip(GITS[0]);
+}
+
+#[test]
+fn history_round_trip_git_2_39() {
+    history_round_trip(GITS[1]);
+}
+
+#[test]
+fn empty_and_tiny_files_and_plain_files_alongside() {
+    let env = Env::new();
+    let repo = env.repo("r", &["*.bin"]);
+    fs::write(repo.join("empty.bin"), b"").unwrap();
+    fs::write(repo.join("tiny.bin"), b"x").unwrap();
+    fs::write(repo.join("code.rs"), b"fn main() {}\n").unwrap();
+    env.commit_all(&repo, "small");
+    // Empty stays empty (nothing to store); tiny becomes a pointer; code is untouched.
+    assert_eq!(pointer_at(&env, &repo, "HEAD:empty.bin"), "");
+    assert!(pointer_at(&env, &repo, "HEAD:tiny.bin").starts_with("dits-pointer v1"));
+    assert_eq!(pointer_at(&env, &repo, "HEAD:code.rs"), "fn main() {}\n");
+    for f in ["empty.bin", "tiny.bin", "code.rs"] {
+        fs::remove_file(repo.join(f)).unwrap();
+    }
+    env.git(&repo, &["checkout", "--", "."]);
+    assert_eq!(fs::read(repo.join("empty.bin")).unwrap(), b"");
+    assert_eq!(fs::read(repo.join("tiny.bin")).unwrap(), b"x");
+    env.assert_clean(&repo);
+}
+
+#[test]
+fn odd_paths_round_trip() {
+    let env = Env::new();
+    let repo = env.repo("r", &["*.bin"]);
+    let names = ["with space.bin", "quote\"d.bin", "new\nline.bin", "ünïcødé 映像.bin", "-dash.bin"];
+    let dir = repo.join("sub dir");
+    fs::create_dir_all(&dir).unwrap();
+    for (i, n) in names.iter().enumerate() {
+        fs::write(dir.join(n), content(10 + i as u64, 100_000 + i)).unwrap();
+    }
+    env.commit_all(&repo, "odd");
+    let listed = env.dits_stdout(&repo, &["ls-files"]);
+    assert_eq!(listed.lines().count(), names.len(), "{listed}");
+    fs::remove_dir_all(&dir).unwrap();
+    env.git(&repo, &["checkout", "--", "."]);
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(fs::read(dir.join(n)).unwrap(), content(10 + i as u64, 100_000 + i), "{n}");
+    }
+    env.assert_clean(&repo);
+}
