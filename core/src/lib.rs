@@ -18,6 +18,7 @@ pub mod reader;
 pub mod store;
 #[cfg(test)]
 mod test_data;
+pub mod transfer;
 
 pub use id::{ChunkId, FileId};
 pub use manifest::Manifest;

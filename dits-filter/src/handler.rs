@@ -4,6 +4,7 @@
 
 use std::io::{self, Cursor, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use dits_core::chunker::ChunkerParams;
 use dits_core::hydrate::{hydrate_file, Hydrated};
@@ -12,8 +13,10 @@ use dits_core::pointer::{Pointer, PointerError, MAX_LEN};
 use dits_core::progress::Silent;
 use dits_core::reader::ManifestReader;
 use dits_core::store::{ChunkSource, DiskStore, StoreOptions};
+use dits_core::transfer::ensure_local;
 
 use crate::deferred::Journal;
+use crate::delay::Delayer;
 use crate::server::{Capability, Command, Failure, Handler, Request, Response};
 use crate::spool::Spool;
 
@@ -30,11 +33,17 @@ pub struct FilterConfig {
     pub skip_smudge: bool,
     /// Where to record deferred files so a hook can finish them if this process dies.
     pub journal_dir: Option<PathBuf>,
+    /// Other stores to import missing content from (stores of local-path remotes).
+    pub sources: Vec<PathBuf>,
 }
 
 pub struct DitsHandler {
     config: FilterConfig,
-    store: DiskStore,
+    store: Arc<DiskStore>,
+    sources: Arc<Vec<DiskStore>>,
+    delayer: Option<Delayer>,
+    /// Pointers of delayed paths: git asks for them again with an empty content.
+    delayed: std::collections::HashMap<Vec<u8>, Pointer>,
     journal: Option<Journal>,
     deferred: Vec<(PathBuf, Pointer)>,
     /// Paths hydrated by `finish`, for the caller to refresh git's index stat data.
@@ -43,11 +52,19 @@ pub struct DitsHandler {
 
 impl DitsHandler {
     pub fn new(config: FilterConfig) -> Result<Self, dits_core::store::StoreError> {
-        let store = DiskStore::open(&config.store_root, config.store_options)?;
+        let store = Arc::new(DiskStore::open(&config.store_root, config.store_options)?);
+        let sources = config
+            .sources
+            .iter()
+            .filter_map(DiskStore::open_existing)
+            .collect();
         Ok(DitsHandler {
             journal: config.journal_dir.clone().map(Journal::new),
             config,
             store,
+            sources: Arc::new(sources),
+            delayer: None,
+            delayed: std::collections::HashMap::new(),
             deferred: Vec::new(),
             hydrated: Vec::new(),
         })
@@ -97,7 +114,14 @@ impl DitsHandler {
         let mut spool = Spool::new(&self.store.tmp_dir());
         io::copy(input, &mut spool)
             .map_err(|e| Failure::Error(format!("{path}: reading blob from git: {e}")))?;
-        let pointer = match spool.small_bytes().map(Pointer::parse) {
+        let redelivery = match spool.small_bytes() {
+            Some([]) => self.delayed.remove(&req.pathname),
+            _ => None,
+        };
+        let pointer = match redelivery
+            .map(Ok)
+            .or_else(|| spool.small_bytes().map(Pointer::parse))
+        {
             Some(Ok(p)) => p,
             Some(Err(PointerError::NotAPointer)) | None => {
                 // Ordinary content (committed before the path was tracked): unchanged.
@@ -115,16 +139,36 @@ impl DitsHandler {
         if self.config.skip_smudge {
             return Ok(pointer_text());
         }
-        let manifest = match self.store.read_manifest(&pointer.id) {
-            Ok(m) => m,
-            Err(e) => {
-                // Leave the pointer rather than fail the whole checkout; say so loudly.
-                tracing::warn!(
-                    "{path}: content {} not available locally, leaving the pointer: {e}",
-                    pointer.id
-                );
-                return Ok(pointer_text());
+        if let Some(why) = self
+            .delayer
+            .as_ref()
+            .and_then(|d| d.take_failure(&req.pathname))
+        {
+            return Ok(self.leave_pointer(&path, &pointer, &why));
+        }
+        let local = self
+            .store
+            .read_manifest(&pointer.id)
+            .ok()
+            .filter(|m| m.chunks.iter().all(|c| self.store.has_chunk(&c.id)));
+        let manifest = match local {
+            Some(m) => m,
+            None if req.can_delay && !self.sources.is_empty() => {
+                // Fetch on a worker while git sends the next files.
+                let threads = std::thread::available_parallelism()
+                    .map_or(2, |n| n.get())
+                    .min(8);
+                let (store, sources) = (Arc::clone(&self.store), Arc::clone(&self.sources));
+                self.delayer
+                    .get_or_insert_with(|| Delayer::new(store, sources, threads))
+                    .submit(req.pathname.clone(), pointer.id);
+                self.delayed.insert(req.pathname.clone(), pointer);
+                return Ok(Response::Delayed);
             }
+            None => match ensure_local(&self.store, &self.sources, &pointer.id) {
+                Ok(m) => m,
+                Err(e) => return Ok(self.leave_pointer(&path, &pointer, &e.to_string())),
+            },
         };
         if pointer.size >= self.config.inline_limit {
             let rel = PathBuf::from(bytes_to_os(&req.pathname));
@@ -137,15 +181,26 @@ impl DitsHandler {
             return Ok(pointer_text());
         }
         Ok(Response::Content(Box::new(ManifestReader::new(
-            &self.store,
+            &*self.store,
             manifest,
         ))))
     }
 }
 
+impl DitsHandler {
+    /// Leaves the pointer in the work tree rather than failing the whole checkout, and says so.
+    fn leave_pointer(&self, path: &str, pointer: &Pointer, why: &str) -> Response<'static> {
+        tracing::warn!(
+            "{path}: content {} not available locally, leaving the pointer ({why}); hint: fetch it, then run `git dits checkout`",
+            pointer.id
+        );
+        Response::Content(Box::new(Cursor::new(pointer.to_bytes())))
+    }
+}
+
 impl Handler for DitsHandler {
     fn capabilities(&self) -> &[Capability] {
-        &[Capability::Clean, Capability::Smudge]
+        &[Capability::Clean, Capability::Smudge, Capability::Delay]
     }
 
     fn handle<'a>(
@@ -160,14 +215,18 @@ impl Handler for DitsHandler {
     }
 
     fn available(&mut self) -> Result<Vec<Vec<u8>>, Failure> {
-        Ok(Vec::new())
+        Ok(self
+            .delayer
+            .as_ref()
+            .map(Delayer::wait_ready)
+            .unwrap_or_default())
     }
 
     /// Git has written every file and its index; now write the large ones it left as pointers.
     fn finish(&mut self) -> Result<(), Failure> {
         let mut failed = 0;
         for (path, pointer) in std::mem::take(&mut self.deferred) {
-            match hydrate_file(&self.store, &path, &pointer) {
+            match hydrate_file(&*self.store, &path, &pointer) {
                 Ok(Hydrated::Written) => self.hydrated.push(path),
                 Ok(Hydrated::Skipped) => {}
                 Err(e) => {

@@ -6,6 +6,7 @@
 #![deny(clippy::print_stdout)]
 
 pub mod deferred;
+mod delay;
 pub mod handler;
 pub mod pktline;
 pub mod server;

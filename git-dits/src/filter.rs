@@ -61,6 +61,7 @@ fn config(repo: &Repo, one_shot: bool) -> Result<FilterConfig> {
         },
         skip_smudge: settings.skip_smudge,
         journal_dir: (!one_shot).then(|| repo.journal_dir()),
+        sources: repo.source_stores(),
     })
 }
 

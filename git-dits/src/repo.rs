@@ -59,7 +59,8 @@ impl Repo {
     }
 
     pub fn store_root(&self) -> PathBuf {
-        self.common_dir().join("dits")
+        let dir = self.common_dir().join("dits");
+        std::path::absolute(&dir).unwrap_or(dir)
     }
 
     /// Where the filter journals files it left as pointers (per worktree).
@@ -117,6 +118,43 @@ impl Repo {
         let root = self.store_root();
         DiskStore::open(&root, settings.store)
             .with_context(|| format!("opening the Dits store at {}", root.display()))
+    }
+
+    /// Stores of remotes that are local paths (`git clone /path` or `file://`): content missing
+    /// here is imported from them, verified chunk by chunk.
+    pub fn source_stores(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for name in self.repo.remote_names() {
+            let Ok(remote) = self.repo.find_remote(name.as_ref() as &bstr::BStr) else {
+                continue;
+            };
+            let Some(url) = remote.url(gix::remote::Direction::Fetch) else {
+                continue;
+            };
+            if url.scheme != gix::url::Scheme::File {
+                continue;
+            }
+            let base = PathBuf::from(url.path.to_string());
+            let base = if base.is_absolute() {
+                base
+            } else {
+                self.work_tree().map(|w| w.join(&base)).unwrap_or(base)
+            };
+            for candidate in [base.join(".git").join("dits"), base.join("dits")] {
+                if candidate.join("format").is_file() && candidate != self.store_root() {
+                    out.push(candidate);
+                }
+            }
+        }
+        out
+    }
+
+    /// Opened stores of [`Self::source_stores`].
+    pub fn open_sources(&self) -> Vec<DiskStore> {
+        self.source_stores()
+            .into_iter()
+            .filter_map(DiskStore::open_existing)
+            .collect()
     }
 
     pub fn chunker_params(&self) -> ChunkerParams {

@@ -124,6 +124,22 @@ impl DiskStore {
         Ok(store)
     }
 
+    /// Opens another repository's store for reading, creating nothing. `None` if there is none.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Option<DiskStore> {
+        let root = root.into();
+        let format = fs::read_to_string(root.join("format")).ok()?;
+        if format.trim_end() != FORMAT {
+            return None;
+        }
+        let store = DiskStore {
+            root,
+            options: StoreOptions::default(),
+            packs: RwLock::new(Packs::default()),
+        };
+        store.refresh().ok()?;
+        Some(store)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

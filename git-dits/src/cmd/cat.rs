@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use dits_core::hydrate::stream_to;
+use dits_core::transfer::ensure_local;
 
 use crate::repo::Repo;
 use crate::tracked::blob_pointer;
@@ -22,6 +23,10 @@ pub fn run(spec: &str) -> Result<ExitCode> {
     match blob_pointer(&repo.repo, id)? {
         Some(pointer) => {
             let store = repo.open_store()?;
+            if pointer.size > 0 {
+                ensure_local(&store, &repo.open_sources(), &pointer.id)
+                    .with_context(|| format!("{spec} (file {})", pointer.id))?;
+            }
             stream_to(&store, &pointer, &mut out)
                 .with_context(|| format!("{spec} (file {})", pointer.id))?;
         }

@@ -8,6 +8,7 @@ use anyhow::Result;
 use bstr::ByteSlice;
 use dits_core::hydrate::{hydrate_file, Hydrated};
 use dits_core::progress::Progress;
+use dits_core::transfer::ensure_local;
 use dits_core::Pointer;
 use dits_filter::deferred;
 
@@ -39,12 +40,20 @@ pub fn run(paths: &[PathBuf], only_deferred: bool, quiet: bool) -> Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     let store = repo.open_store()?;
+    let sources = repo.open_sources();
     let bar = Bar::bytes(quiet, "checkout");
     bar.set_total(todo.iter().map(|(_, p)| p.size).sum());
     let (mut written, mut failed) = (Vec::new(), 0);
     for (path, pointer) in &todo {
         if bar.interrupted() {
             anyhow::bail!("interrupted");
+        }
+        if pointer.size > 0 {
+            if let Err(e) = ensure_local(&store, &sources, &pointer.id) {
+                failed += 1;
+                eprintln!("error: {}: {e}", path.display());
+                continue;
+            }
         }
         match hydrate_file(&store, path, pointer) {
             Ok(Hydrated::Written) => written.push(path.clone()),

@@ -84,7 +84,10 @@ pub(crate) fn human(bytes: u64) -> String {
 pub(crate) fn quote_path(path: &bstr::BStr) -> String {
     use bstr::ByteSlice;
     let text = path.to_str_lossy();
-    if !text.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+    if !text
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
         return text.into_owned();
     }
     let mut out = String::from("\"");

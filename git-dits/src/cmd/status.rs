@@ -7,8 +7,8 @@ use anyhow::Result;
 use bstr::ByteSlice;
 use dits_core::hydrate::read_pointer_file;
 
-use super::{human, quote_path};
 use super::ls_files::{presence, Presence};
+use super::{human, quote_path};
 use crate::repo::Repo;
 use crate::tracked;
 
@@ -51,7 +51,11 @@ pub fn run() -> Result<ExitCode> {
         println!("  pointer  {}", quote_path(f.path.as_ref()));
     }
     for f in &missing {
-        println!("  missing  {} ({})", quote_path(f.path.as_ref()), f.pointer.id.short());
+        println!(
+            "  missing  {} ({})",
+            quote_path(f.path.as_ref()),
+            f.pointer.id.short()
+        );
     }
     if !pointers.is_empty() {
         println!("hint: `git dits checkout` writes the content of pointer files");
