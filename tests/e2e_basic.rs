@@ -1,4 +1,5 @@
 //! Track, add, commit, edit, and get every version back byte for byte through real git.
+#![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
 mod support;
 
@@ -25,12 +26,20 @@ fn history_round_trip(git: &str) {
         fs::write(repo.join("notes.txt"), format!("version {v}\n")).unwrap();
         env.commit_all(&repo, &format!("v{v}"));
         env.assert_clean(&repo);
-        versions.push((env.git_stdout(&repo, &["rev-parse", "HEAD"]).trim().to_owned(), b3_bytes(&data)));
+        versions.push((
+            env.git_stdout(&repo, &["rev-parse", "HEAD"])
+                .trim()
+                .to_owned(),
+            b3_bytes(&data),
+        ));
     }
     // Git stores the pointer, whose blake3 line is what b3sum prints for the content.
     let pointer = pointer_at(&env, &repo, "HEAD:clip.bin");
     assert!(pointer.starts_with("dits-pointer v1\n"), "{pointer}");
-    assert!(pointer.contains(&format!("blake3 {}\n", versions[2].1)), "{pointer}");
+    assert!(
+        pointer.contains(&format!("blake3 {}\n", versions[2].1)),
+        "{pointer}"
+    );
     assert!(pointer.len() < 200);
     // Every earlier version comes back exactly, and git sees nothing modified.
     for (commit, hash) in versions.iter().rev() {
@@ -42,7 +51,10 @@ fn history_round_trip(git: &str) {
     assert_eq!(b3(&clip), versions[2].1);
     // Edits stored only what changed: far less than three copies.
     let store: u64 = walkdir(&repo.join(".git/dits/packs"));
-    assert!(store < 3 * 1024 * 1024 + 1024 * 1024 + 600 * 1024, "store {store} bytes");
+    assert!(
+        store < 3 * 1024 * 1024 + 1024 * 1024 + 600 * 1024,
+        "store {store} bytes"
+    );
     let fsck = env.dits(&repo, &["fsck"]);
     assert!(String::from_utf8_lossy(&fsck.stderr).contains("no problems"));
 }
@@ -89,7 +101,13 @@ fn empty_and_tiny_files_and_plain_files_alongside() {
 fn odd_paths_round_trip() {
     let env = Env::new();
     let repo = env.repo("r", &["*.bin"]);
-    let names = ["with space.bin", "quote\"d.bin", "new\nline.bin", "ünïcødé 映像.bin", "-dash.bin"];
+    let names = [
+        "with space.bin",
+        "quote\"d.bin",
+        "new\nline.bin",
+        "ünïcødé 映像.bin",
+        "-dash.bin",
+    ];
     let dir = repo.join("sub dir");
     fs::create_dir_all(&dir).unwrap();
     for (i, n) in names.iter().enumerate() {
@@ -101,7 +119,11 @@ fn odd_paths_round_trip() {
     fs::remove_dir_all(&dir).unwrap();
     env.git(&repo, &["checkout", "--", "."]);
     for (i, n) in names.iter().enumerate() {
-        assert_eq!(fs::read(dir.join(n)).unwrap(), content(10 + i as u64, 100_000 + i), "{n}");
+        assert_eq!(
+            fs::read(dir.join(n)).unwrap(),
+            content(10 + i as u64, 100_000 + i),
+            "{n}"
+        );
     }
     env.assert_clean(&repo);
 }
