@@ -22,6 +22,7 @@ pub fn init_logging(program: &'static str) {
             .with_writer(Mutex::new(f))
             .try_init(),
         None => builder
+            .with_ansi(false)
             .with_writer(std::io::stderr)
             .fmt_fields(tracing_subscriber::fmt::format::DefaultFields::new())
             .event_format(Prefixed(program))
@@ -43,7 +44,13 @@ where
         mut writer: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
-        let level = event.metadata().level().as_str().to_ascii_lowercase();
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
         write!(writer, "{}: {level}: ", self.0)?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)

@@ -98,7 +98,11 @@ fn handshake_clean_smudge_error_and_empty_over_pipes() {
     let mut input = handshake(&["clean", "smudge", "delay"]);
     input.extend(request("clean", "a.bin", &data));
     input.extend(request("smudge", "a.bin", pointer.as_bytes()));
-    input.extend(request("smudge", "bad.bin", b"dits-pointer v1\nblake3 00\nsize 1\n"));
+    input.extend(request(
+        "smudge",
+        "bad.bin",
+        b"dits-pointer v1\nblake3 00\nsize 1\n",
+    ));
     input.extend(request("clean", "empty.bin", b""));
     input.extend(request("smudge", "plain.bin", b"not a pointer"));
     let (out, stderr) = converse(spawn_filter(&env, &repo), input);
@@ -107,9 +111,20 @@ fn handshake_clean_smudge_error_and_empty_over_pipes() {
     let t = |s: &str| Some(format!("{s}\n").into_bytes());
     // Handshake: our greeting, then the capabilities we share with git.
     expected.extend([t("git-filter-server"), t("version=2"), None]);
-    expected.extend([t("capability=clean"), t("capability=smudge"), t("capability=delay"), None]);
+    expected.extend([
+        t("capability=clean"),
+        t("capability=smudge"),
+        t("capability=delay"),
+        None,
+    ]);
     // clean: the pointer.
-    expected.extend([t("status=success"), None, Some(pointer.clone().into_bytes()), None, None]);
+    expected.extend([
+        t("status=success"),
+        None,
+        Some(pointer.clone().into_bytes()),
+        None,
+        None,
+    ]);
     // smudge: the content, in full-size packets.
     expected.extend([t("status=success"), None]);
     expected.extend(data.chunks(65516).map(|c| Some(c.to_vec())));
@@ -118,13 +133,25 @@ fn handshake_clean_smudge_error_and_empty_over_pipes() {
     expected.extend([t("status=error"), None]);
     // ...and the session goes on: empty stays empty, non-pointers pass through.
     expected.extend([t("status=success"), None, None, None]);
-    expected.extend([t("status=success"), None, Some(b"not a pointer".to_vec()), None, None]);
+    expected.extend([
+        t("status=success"),
+        None,
+        Some(b"not a pointer".to_vec()),
+        None,
+        None,
+    ]);
     assert_eq!(packets(&out), expected, "stderr:\n{stderr}");
-    assert!(stderr.contains("bad.bin"), "the error names the path: {stderr}");
+    assert!(
+        stderr.contains("bad.bin"),
+        "the error names the path: {stderr}"
+    );
 
     // The cleaned content really is in the store, under the id the pointer names.
     let id = b3_bytes(&data);
-    let manifest = repo.join(".git/dits/manifests").join(&id[..2]).join(&id[2..]);
+    let manifest = repo
+        .join(".git/dits/manifests")
+        .join(&id[..2])
+        .join(&id[2..]);
     assert!(manifest.is_file(), "{} missing", manifest.display());
 }
 
@@ -133,7 +160,12 @@ fn refuses_a_client_that_is_not_git() {
     let env = Env::new();
     let repo = env.repo("r", &["*.bin"]);
     let mut child = spawn_filter(&env, &repo);
-    child.stdin.take().unwrap().write_all(&text("hello")).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&text("hello"))
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -14,7 +14,10 @@ use support::*;
 fn clean_with_gix(repo: &gix::Repository, path: &str, data: &[u8]) -> Vec<u8> {
     let (mut pipeline, index) = repo.filter_pipeline(None).unwrap();
     let mut out = Vec::new();
-    match pipeline.convert_to_git(data, Path::new(path), &index).unwrap() {
+    match pipeline
+        .convert_to_git(data, Path::new(path), &index)
+        .unwrap()
+    {
         ToGitOutcome::Process(mut r) => r.read_to_end(&mut out).map(drop).unwrap(),
         ToGitOutcome::Buffer(b) => out.extend_from_slice(b),
         ToGitOutcome::Unchanged(_) => panic!("{path}: the dits filter was not applied"),
@@ -29,7 +32,10 @@ fn smudge_with_gix(repo: &gix::Repository, path: &str, pointer: &[u8]) -> Vec<u8
         ..Default::default()
     };
     let mut out = Vec::new();
-    match pipeline.convert_to_worktree(pointer, path.into(), opts).unwrap() {
+    match pipeline
+        .convert_to_worktree(pointer, path.into(), opts)
+        .unwrap()
+    {
         ToWorktreeOutcome::Process(MaybeDelayed::Immediate(mut r)) => {
             r.read_to_end(&mut out).unwrap();
         }
@@ -47,11 +53,20 @@ fn gix_cleans_and_smudges_through_dits_filter_concurrently() {
     // binaries; give the repository an absolute filter command instead.
     env.git(
         &repo_dir,
-        &["config", "filter.dits.process", &format!("{}/dits-filter process", env.bin.display())],
+        &[
+            "config",
+            "filter.dits.process",
+            &format!("{}/dits-filter process", env.bin.display()),
+        ],
     );
     let repo = gix::open(&repo_dir).unwrap();
     let inputs: Vec<(String, Vec<u8>)> = (0..3)
-        .map(|i| (format!("clip{i}.bin"), content(300 + i, 2_000_000 + i as usize)))
+        .map(|i| {
+            (
+                format!("clip{i}.bin"),
+                content(300 + i, 2_000_000 + i as usize),
+            )
+        })
         .collect();
     // Three pipelines, three filter processes, one store, at the same time.
     let pointers: Vec<Vec<u8>> = std::thread::scope(|s| {
@@ -66,7 +81,10 @@ fn gix_cleans_and_smudges_through_dits_filter_concurrently() {
     });
     for ((name, data), pointer) in inputs.iter().zip(&pointers) {
         let text = String::from_utf8(pointer.clone()).unwrap();
-        assert!(text.contains(&format!("blake3 {}\n", b3_bytes(data))), "{name}: {text}");
+        assert!(
+            text.contains(&format!("blake3 {}\n", b3_bytes(data))),
+            "{name}: {text}"
+        );
         assert_eq!(&smudge_with_gix(&repo, name, pointer), data, "{name}");
     }
 }

@@ -20,7 +20,12 @@ const LIMIT_KIB: u64 = 256 * 1024;
 fn peak_rss_kib(env: &Env, dir: &Path, args: &[&str]) -> u64 {
     let report = env.path("rss.txt");
     let mut cmd = env.cmd(dir, "/usr/bin/time");
-    cmd.arg("-f").arg("%M").arg("-o").arg(&report).arg("git").args(args);
+    cmd.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&report)
+        .arg("git")
+        .args(args);
     env.run_ok(&mut cmd);
     fs::read_to_string(&report).unwrap().trim().parse().unwrap()
 }
@@ -46,7 +51,10 @@ fn four_gib_file_add_and_checkout_stay_small() {
     assert!(!huge.exists());
 
     let checkout_kib = peak_rss_kib(&env, &repo, &["checkout", "-q", "main"]);
-    assert!(checkout_kib < LIMIT_KIB, "git checkout peaked at {checkout_kib} KiB");
+    assert!(
+        checkout_kib < LIMIT_KIB,
+        "git checkout peaked at {checkout_kib} KiB"
+    );
     assert_eq!(b3(&huge), expected, "content after checkout");
     env.assert_clean(&repo);
     eprintln!("peak RSS: add {add_kib} KiB, checkout {checkout_kib} KiB");

@@ -46,8 +46,8 @@ pub struct DitsHandler {
     delayed: std::collections::HashMap<Vec<u8>, Pointer>,
     journal: Option<Journal>,
     deferred: Vec<(PathBuf, Pointer)>,
-    /// Paths hydrated by `finish`, for the caller to refresh git's index stat data.
-    hydrated: Vec<PathBuf>,
+    /// Files written by `finish`, for the caller to refresh git's index stat data.
+    hydrated: Vec<(PathBuf, Pointer)>,
 }
 
 impl DitsHandler {
@@ -70,7 +70,7 @@ impl DitsHandler {
         })
     }
 
-    pub fn hydrated(&self) -> &[PathBuf] {
+    pub fn hydrated(&self) -> &[(PathBuf, Pointer)] {
         &self.hydrated
     }
 
@@ -227,7 +227,7 @@ impl Handler for DitsHandler {
         let mut failed = 0;
         for (path, pointer) in std::mem::take(&mut self.deferred) {
             match hydrate_file(&*self.store, &path, &pointer) {
-                Ok(Hydrated::Written) => self.hydrated.push(path),
+                Ok(Hydrated::Written) => self.hydrated.push((path, pointer)),
                 Ok(Hydrated::Skipped) => {}
                 Err(e) => {
                     failed += 1;

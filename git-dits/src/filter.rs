@@ -40,8 +40,9 @@ pub fn main() -> ExitCode {
     match run(args.mode.unwrap_or(Mode::Process)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Through tracing, so it also reaches DITS_LOG_FILE; on stderr it reads
+            // "dits-filter: error: ...".
             tracing::error!("{e:#}");
-            eprintln!("dits-filter: error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -74,9 +75,7 @@ fn run(mode: Mode) -> Result<()> {
             let stdout = BufWriter::with_capacity(128 << 10, io::stdout().lock());
             let served = server::serve(stdin, stdout, &mut handler).context("filter protocol");
             if !handler.hydrated().is_empty() {
-                if let Ok(w) = repo.work_tree() {
-                    restage(w, handler.hydrated());
-                }
+                restage(&repo, handler.hydrated());
             }
             served
         }

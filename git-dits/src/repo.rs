@@ -25,6 +25,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
 
 pub struct Repo {
     pub repo: gix::Repository,
+    /// Absolute, so paths built from it compare equal to paths built from the current dir.
+    work_tree: Option<PathBuf>,
 }
 
 impl Repo {
@@ -33,13 +35,30 @@ impl Repo {
         let repo = gix::discover_with_environment_overrides(".").context(
             "not in a Git repository; hint: run this inside a repository, or `git init` first",
         )?;
-        Ok(Repo { repo })
+        Ok(Repo::new(repo))
+    }
+
+    fn new(repo: gix::Repository) -> Repo {
+        let mut work_tree = repo.workdir().map(Path::to_owned);
+        // Git's rule: with GIT_DIR set and no GIT_WORK_TREE or core.worktree, the current
+        // directory is the work tree unless the repository is bare. Hooks and filters run like
+        // that (and so does `--separate-git-dir`); gix alone would call it bare.
+        let bare = repo.config_snapshot().boolean("core.bare").unwrap_or(false);
+        if work_tree.is_none()
+            && !bare
+            && std::env::var_os("GIT_DIR").is_some()
+            && std::env::var_os("GIT_WORK_TREE").is_none()
+        {
+            work_tree = std::env::current_dir().ok();
+        }
+        let work_tree = work_tree.map(|w| std::path::absolute(&w).unwrap_or(w));
+        Repo { repo, work_tree }
     }
 
     pub fn at(path: &Path) -> Result<Repo> {
         let repo = gix::discover(path)
             .with_context(|| format!("{}: not in a Git repository", path.display()))?;
-        Ok(Repo { repo })
+        Ok(Repo::new(repo))
     }
 
     /// The per-worktree git dir (`.git`, or `.git/worktrees/<name>`).
@@ -53,7 +72,7 @@ impl Repo {
     }
 
     pub fn work_tree(&self) -> Result<&Path> {
-        self.repo.workdir().context(
+        self.work_tree.as_deref().context(
             "this repository has no work tree (bare); hint: run in a clone with a work tree",
         )
     }

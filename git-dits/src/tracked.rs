@@ -36,7 +36,14 @@ pub fn in_index(repo: &Repo) -> Result<Vec<TrackedFile>> {
     for entry in index.entries() {
         let is_file = entry.mode == gix::index::entry::Mode::FILE
             || entry.mode == gix::index::entry::Mode::FILE_EXECUTABLE;
-        if !is_file {
+        // During a conflict only "ours" stands for the path (like `git diff` does).
+        let stage = entry.stage();
+        if !is_file
+            || matches!(
+                stage,
+                gix::index::entry::Stage::Base | gix::index::entry::Stage::Theirs
+            )
+        {
             continue;
         }
         if let Some(pointer) = blob_pointer(&repo.repo, entry.id)? {

@@ -118,7 +118,9 @@ impl Env {
     }
 
     pub fn run_ok(&self, cmd: &mut Command) -> Output {
-        let out = cmd.output().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
         assert!(out.status.success(), "{cmd:?} failed\n{}", show(&out));
         out
     }
@@ -138,7 +140,11 @@ impl Env {
     /// `git status --porcelain` must be empty: no phantom modifications.
     pub fn assert_clean(&self, dir: &Path) {
         let s = self.git_stdout(dir, &["status", "--porcelain", "--untracked-files=no"]);
-        assert!(s.is_empty(), "work tree not clean in {}:\n{s}", dir.display());
+        assert!(
+            s.is_empty(),
+            "work tree not clean in {}:\n{s}",
+            dir.display()
+        );
     }
 
     pub fn commit_all(&self, dir: &Path, msg: &str) {
@@ -198,4 +204,49 @@ pub fn b3_bytes(data: &[u8]) -> String {
 /// The pointer text git stores for `path` at `rev`.
 pub fn pointer_at(env: &Env, dir: &Path, rev_path: &str) -> String {
     env.git_stdout(dir, &["cat-file", "-p", rev_path])
+}
+
+// ---- Helpers for e2e_workflows.rs and e2e_faults.rs (appended; nothing above changed).
+
+impl Env {
+    /// Runs git without asserting the outcome (for steps that are expected to fail).
+    pub fn git_output(&self, dir: &Path, args: &[&str]) -> Output {
+        self.cmd(dir, "git").args(args).output().unwrap()
+    }
+
+    /// Runs `git dits ARGS` without asserting the outcome.
+    pub fn dits_output(&self, dir: &Path, args: &[&str]) -> Output {
+        self.cmd(dir, "git")
+            .arg("dits")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `git status --porcelain --untracked-files=no`, for asserting an exact expected state.
+    pub fn porcelain(&self, dir: &Path) -> String {
+        self.git_stdout(dir, &["status", "--porcelain", "--untracked-files=no"])
+    }
+
+    /// BLAKE3 of what `git dits cat SPEC` prints.
+    pub fn cat_b3(&self, dir: &Path, spec: &str) -> String {
+        b3_bytes(&self.dits(dir, &["cat", spec]).stdout)
+    }
+}
+
+pub fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The file id (the `blake3` line) of the pointer git stores at `rev_path`.
+pub fn pointer_id(env: &Env, dir: &Path, rev_path: &str) -> String {
+    let text = pointer_at(env, dir, rev_path);
+    text.lines()
+        .find_map(|l| l.strip_prefix("blake3 "))
+        .unwrap_or_else(|| panic!("{rev_path} is not a pointer:\n{text}"))
+        .to_owned()
 }

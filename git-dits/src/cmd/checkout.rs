@@ -1,7 +1,7 @@
 //! `git dits checkout`: write the content of tracked files that are still pointers, and the
 //! hook entry point that finishes files the filter deferred.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -56,7 +56,7 @@ pub fn run(paths: &[PathBuf], only_deferred: bool, quiet: bool) -> Result<ExitCo
             }
         }
         match hydrate_file(&store, path, pointer) {
-            Ok(Hydrated::Written) => written.push(path.clone()),
+            Ok(Hydrated::Written) => written.push((path.clone(), *pointer)),
             Ok(Hydrated::Skipped) => {}
             Err(e) => {
                 failed += 1;
@@ -72,7 +72,7 @@ pub fn run(paths: &[PathBuf], only_deferred: bool, quiet: bool) -> Result<ExitCo
         }
     }
     if !written.is_empty() {
-        restage(&work_tree, &written);
+        restage(&repo, &written);
         if !quiet {
             eprintln!("Wrote {} file(s)", written.len());
         }
@@ -89,10 +89,38 @@ pub fn run(paths: &[PathBuf], only_deferred: bool, quiet: bool) -> Result<ExitCo
 /// Git's index still holds the stat data of the pointer git wrote, and git treats a differing
 /// non-zero size as "modified" without asking the filter, so `update-index --refresh` is not
 /// enough: `update-index -- <paths>` re-cleans them (giving the same blob) and stores the new
-/// stat data. Best effort: if it fails, `git status` is still correct but slower.
-pub fn restage(work_tree: &Path, paths: &[PathBuf]) {
+/// stat data. Only paths whose staged blob *is* the pointer we wrote are re-staged: after
+/// `git stash pop` or `git restore --worktree` the index holds something else, and re-staging
+/// would stage the user's change. Best effort: on failure `git status` is still right, slower.
+pub fn restage(repo: &Repo, files: &[(PathBuf, Pointer)]) {
     use std::io::Write;
     use std::os::unix::ffi::OsStrExt;
+    let Ok(work_tree) = repo.work_tree() else {
+        return;
+    };
+    let Ok(index) = repo.repo.open_index() else {
+        return;
+    };
+    let mut paths = Vec::new();
+    for (path, pointer) in files {
+        let rel = path.strip_prefix(work_tree).unwrap_or(path);
+        let Some(rel_bytes) = gix::path::os_str_into_bstr(rel.as_os_str()).ok() else {
+            continue;
+        };
+        let staged = index.entry_by_path(rel_bytes).map(|e| e.id);
+        let ours = gix::objs::compute_hash(
+            gix::hash::Kind::Sha1,
+            gix::objs::Kind::Blob,
+            &pointer.to_bytes(),
+        )
+        .ok();
+        if staged.is_some() && staged == ours {
+            paths.push(rel.to_owned());
+        }
+    }
+    if paths.is_empty() {
+        return;
+    }
     let child = std::process::Command::new("git")
         .args(["update-index", "-q", "-z", "--stdin"])
         .current_dir(work_tree)
@@ -102,8 +130,7 @@ pub fn restage(work_tree: &Path, paths: &[PathBuf]) {
         .spawn();
     let Ok(mut child) = child else { return };
     if let Some(mut stdin) = child.stdin.take() {
-        for p in paths {
-            let rel = p.strip_prefix(work_tree).unwrap_or(p);
+        for rel in &paths {
             let _ = stdin.write_all(rel.as_os_str().as_bytes());
             let _ = stdin.write_all(b"\0");
         }

@@ -116,6 +116,12 @@ pub fn uninstall(scope: Scope, quiet: bool) -> Result<ExitCode> {
             let path = repo.hooks_dir().join(name);
             if fs::read_to_string(&path).is_ok_and(|s| s.contains(MARKER)) {
                 fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+                // Put back the hook `install --force` set aside.
+                let backup = repo.hooks_dir().join(format!("{name}.pre-dits"));
+                if backup.exists() {
+                    fs::rename(&backup, &path)
+                        .with_context(|| format!("restoring {}", backup.display()))?;
+                }
             }
         }
     }
