@@ -44,6 +44,14 @@ impl Tool {
         }
     }
 
+    /// Part of the store worth reporting on its own (Dits: per-version manifests).
+    pub fn detail_dir(self) -> Option<&'static str> {
+        match self {
+            Tool::Dits => Some(".git/dits/manifests"),
+            _ => None,
+        }
+    }
+
     /// The directory whose growth is the tool's storage cost.
     pub fn store_dir(self) -> &'static str {
         match self {
@@ -83,10 +91,17 @@ pub struct Floor {
     pub cp_fsync: Measured,
 }
 
+/// How much a store grew, and how much of that was in the tool's detail directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Growth {
+    pub total: u64,
+    pub detail: Option<u64>,
+}
+
 pub struct EditResult {
     pub edit: Edit,
     pub add: Measured,
-    pub growth: u64,
+    pub growth: Growth,
 }
 
 pub struct StatusCheck {
@@ -98,12 +113,12 @@ pub struct StatusCheck {
 pub struct ToolResult {
     pub tool: Tool,
     pub add: Measured,
-    pub add_growth: u64,
+    pub add_growth: Growth,
     pub checkout: Measured,
     pub status: StatusCheck,
     pub edits: Vec<EditResult>,
     pub known: Measured,
-    pub known_growth: u64,
+    pub known_growth: Growth,
     pub store_final: u64,
     /// Anything the tool printed about itself (`git dits stats`).
     pub stats: Option<String>,
@@ -183,13 +198,24 @@ fn run_floor(cfg: &Config, runner: &Runner, source: &Path) -> Result<Floor> {
 }
 
 /// Times `git add <name>` and reports how much the store grew.
-fn timed_add(runner: &Runner, tool: Tool, repo: &Path, name: &str) -> Result<(Measured, u64)> {
-    let store = repo.join(tool.store_dir());
+fn timed_add(runner: &Runner, tool: Tool, repo: &Path, name: &str) -> Result<(Measured, Growth)> {
+    let sizes = || -> Result<(u64, Option<u64>)> {
+        let total = content::dir_bytes(&repo.join(tool.store_dir()))?;
+        let detail = match tool.detail_dir() {
+            Some(d) => Some(content::dir_bytes(&repo.join(d))?),
+            None => None,
+        };
+        Ok((total, detail))
+    };
     proc::sync()?;
-    let before = content::dir_bytes(&store)?;
+    let before = sizes()?;
     let m = proc::measure(runner.git_command(repo, &["add", name]))?;
-    let after = content::dir_bytes(&store)?;
-    Ok((m, after.saturating_sub(before)))
+    let after = sizes()?;
+    let growth = Growth {
+        total: after.0.saturating_sub(before.0),
+        detail: after.1.zip(before.1).map(|(a, b)| a.saturating_sub(b)),
+    };
+    Ok((m, growth))
 }
 
 fn run_tool(
@@ -206,7 +232,7 @@ fn run_tool(
     // 1. `git add` of the whole file, in a fresh repository each repetition; the first
     //    repository stays for the rest of the case.
     eprintln!("{name}: add");
-    let mut growth = 0;
+    let mut growth = Growth::default();
     let add = repeat(cfg.repeat, |i| {
         let dir = if i == 0 {
             repo.clone()
@@ -242,11 +268,14 @@ fn run_tool(
 
     // 3. The edit sequence, each edit committed before the next.
     let mut edits = Vec::new();
+    let mut versions = Vec::new();
     for (i, edit) in Edit::sequence().into_iter().enumerate() {
         eprintln!("{name}: edit {}", edit.label());
         edit.apply(&file, &format!("edit-{i}"))?;
         let (m, g) = timed_add(runner, tool, &repo, FILE)?;
         runner.git(&repo, &["commit", "-q", "-m", &edit.label()])?;
+        let commit = runner.git(&repo, &["rev-parse", "HEAD"])?;
+        versions.push((commit.trim().to_string(), content::hash_file(&file)?));
         edits.push(EditResult {
             edit,
             add: m,
@@ -257,7 +286,7 @@ fn run_tool(
     // 4. A mostly-known file: the original with 1 MiB overwritten (new bytes each repetition).
     eprintln!("{name}: add of a mostly-known file");
     let known_path = repo.join(KNOWN);
-    let mut known_growth = 0;
+    let mut known_growth = Growth::default();
     let known = repeat(cfg.repeat, |i| {
         copy(source, &known_path)?;
         Edit::sequence()[0].apply(&known_path, &format!("known-{i}"))?;
@@ -269,9 +298,22 @@ fn run_tool(
         Ok(m)
     })?;
 
+    // 5. Every edited version comes back byte for byte (untimed).
+    eprintln!("{name}: verifying every edited version");
+    for (commit, hash) in &versions {
+        fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
+        runner.git(&repo, &["checkout", commit.as_str(), "--", FILE])?;
+        verify(&file, hash, tool).with_context(|| format!("version {commit}"))?;
+    }
+
     let store_final = content::dir_bytes(&repo.join(tool.store_dir()))?;
     let stats = match tool {
-        Tool::Dits => Some(runner.git(&repo, &["dits", "stats"])?),
+        Tool::Dits => {
+            let env = runner.git(&repo, &["dits", "env"])?;
+            let effective = env.lines().find(|l| l.starts_with("effective:"));
+            let stats = runner.git(&repo, &["dits", "stats"])?;
+            Some(format!("{}\n{}", stats.trim_end(), effective.unwrap_or("")))
+        }
         _ => None,
     };
     if !cfg.keep {

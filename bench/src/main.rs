@@ -156,7 +156,7 @@ fn run() -> Result<()> {
     }
     let runner = proc::Runner::new(&args.git, &bin, &home)?;
 
-    let machine = report::machine(&runner, scratch.path(), &args.git, &ws);
+    let machine = report::machine(&runner, scratch.path(), &args.git, &ws, &dits_bin);
     let cfg = cases::Config {
         size,
         repeat: args.repeat,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::cases::{Results, Tool};
+use crate::cases::{Growth, Results, Tool};
 use crate::proc::{self, Measured, Runner};
 
 pub fn bytes(n: u64) -> String {
@@ -49,8 +49,23 @@ fn time_ratio(a: &Measured, b: &Measured) -> String {
     ratio(a.wall.as_secs_f64() / b.wall.as_secs_f64().max(1e-9))
 }
 
-fn growth(g: u64, edited: u64) -> String {
-    format!("{} ({})", bytes(g), ratio(g as f64 / edited.max(1) as f64))
+fn growth(g: Growth, edited: u64) -> String {
+    let mut s = format!(
+        "{} ({})",
+        bytes(g.total),
+        ratio(g.total as f64 / edited.max(1) as f64)
+    );
+    if let Some(d) = g.detail {
+        let _ = write!(s, ", manifests {}", bytes(d));
+    }
+    s
+}
+
+fn growth_plain(g: Growth) -> String {
+    match g.detail {
+        Some(d) => format!("{}, manifests {}", bytes(g.total), bytes(d)),
+        None => bytes(g.total),
+    }
 }
 
 fn first_line(s: &str) -> String {
@@ -78,6 +93,7 @@ pub fn machine(
     work: &Path,
     git: &Path,
     workspace: &Path,
+    dits_bin: &Path,
 ) -> Vec<(String, String)> {
     let mut rows = Vec::new();
     let mut row = |k: &str, v: String| rows.push((k.to_string(), v));
@@ -100,6 +116,12 @@ pub fn machine(
     row(
         "memory",
         from_file("/proc/meminfo", "MemTotal").unwrap_or_else(|| "unknown".into()),
+    );
+    row(
+        "load average at start",
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "unknown".into()),
     );
     row(
         "kernel",
@@ -152,12 +174,20 @@ pub fn machine(
     row(
         "Dits build",
         format!(
-            "{commit}{} (release)",
+            "{commit}{} (release; git-dits built {})",
             if dirty.is_empty() {
                 ""
             } else {
                 " + uncommitted changes"
-            }
+            },
+            capture({
+                let mut c = Command::new("date");
+                c.arg("-u")
+                    .arg("-r")
+                    .arg(dits_bin.join("git-dits"))
+                    .arg("+%Y-%m-%d %H:%M:%S");
+                c
+            })
         ),
     );
     rows
@@ -219,7 +249,7 @@ pub fn render(machine: &[(String, String)], params: &Params, r: &Results) -> Str
             gbps(size, t.checkout.wall),
             secs(t.checkout.cpu()),
             t.checkout.max_rss_mib(),
-            bytes(t.add_growth)
+            growth_plain(t.add_growth)
         );
     }
     let find = |tool: Tool| r.tools.iter().find(|t| t.tool == tool);
@@ -315,7 +345,7 @@ pub fn render(machine: &[(String, String)], params: &Params, r: &Results) -> Str
             gbps(size, t.known.wall),
             secs(t.known.cpu()),
             t.known.max_rss_mib(),
-            bytes(t.known_growth)
+            growth_plain(t.known_growth)
         );
     }
 
@@ -331,7 +361,11 @@ pub fn render(machine: &[(String, String)], params: &Params, r: &Results) -> Str
     }
     for t in &r.tools {
         if let Some(stats) = &t.stats {
-            let _ = writeln!(s, "\n`git dits stats`:\n\n```\n{}\n```", stats.trim_end());
+            let _ = writeln!(
+                s,
+                "\n`git dits stats` and `git dits env` (effective settings):\n\n```\n{}\n```",
+                stats.trim_end()
+            );
         }
     }
     notes(&mut s);
@@ -351,11 +385,16 @@ process, both from `wait4` of the command, which covers every descendant it wait
 (git, hooks, `dits-filter`, `git-lfs`).\n\
 - Each case has its own repository; with repetitions, each `git add` repetition uses a fresh \
 repository. Checkout = delete the work-tree file, `git checkout -- big.bin`, then BLAKE3 of the \
-result is compared with the input (the run stops on any mismatch). The edits run once.\n\
+result is compared with the input (the run stops on any mismatch). The edits run once; at the \
+end every edited version is checked out again and compared the same way.\n\
 - Store growth is the apparent size of `.git/objects` (plain git), `.git/lfs/objects` (LFS) and \
 `.git/dits` (Dits) before and after `git add`. Plain git writes files above \
 `core.bigFileThreshold` (512 MiB) straight into a pack and smaller ones as loose zlib objects; \
 neither deltas at add time, so each edit stores the whole file again.\n\
+- Dits writes smudged files of at least `dits.smudge.inlineLimit` (64 MiB by default) itself, \
+after git has written the others; git waits for the filter to exit, so that write is inside the \
+timed checkout. Plain git and LFS smudge through git, which holds the whole blob in memory \
+(see their checkout peak RSS).\n\
 - GB/s is 10^9 bytes per second of wall time, over the input size."
     );
 }
