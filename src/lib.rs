@@ -56,3 +56,15 @@ where
         writeln!(writer)
     }
 }
+
+/// Ctrl-C asks long loops to stop (they poll `dits_core::progress::interrupted`) and remove
+/// their temp files; a second Ctrl-C exits at once.
+pub fn init_interrupt() {
+    use std::sync::atomic::Ordering;
+    let _ = ctrlc::set_handler(|| {
+        if dits_core::progress::INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("interrupted; cleaning up (Ctrl-C again to quit now)");
+    });
+}

@@ -38,6 +38,10 @@ impl<'a, S: ChunkSource + ?Sized> ManifestReader<'a, S> {
         let Some(chunk) = self.manifest.chunks.get(self.next) else {
             return Ok(false);
         };
+        if crate::progress::interrupted() {
+            // Not ErrorKind::Interrupted: io::copy would retry that forever.
+            return Err(io::Error::other("interrupted by the user"));
+        }
         let data = self.store.read_chunk(&chunk.id).map_err(into_io)?;
         if data.len() != chunk.len as usize {
             return Err(io::Error::new(

@@ -3,5 +3,6 @@
 
 fn main() -> std::process::ExitCode {
     dits::init_logging("git-dits");
+    dits::init_interrupt();
     git_dits::run()
 }
