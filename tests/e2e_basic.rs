@@ -127,3 +127,18 @@ fn odd_paths_round_trip() {
     }
     env.assert_clean(&repo);
 }
+
+/// `install --global` configures the user, not the repository it happens to run in.
+#[test]
+fn global_install_writes_no_repository_hooks() {
+    let env = Env::new();
+    let dir = env.path("plain");
+    fs::create_dir_all(&dir).unwrap();
+    env.git(&dir, &["init", "-q"]);
+    env.dits(&dir, &["install", "--global", "-q"]);
+    let global = fs::read_to_string(env.home.join(".gitconfig")).unwrap();
+    assert!(global.contains("process = dits-filter process"), "{global}");
+    assert!(!dir.join(".git/hooks/post-checkout").exists());
+    assert!(!dir.join(".git/hooks/post-merge").exists());
+    assert!(!dir.join(".git/dits").exists());
+}

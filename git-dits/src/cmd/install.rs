@@ -47,10 +47,12 @@ fn scope_flag(scope: Scope) -> &'static str {
 
 pub fn install(scope: Scope, force: bool, quiet: bool) -> Result<ExitCode> {
     let flag = scope_flag(scope);
+    // Hooks belong to one repository: only a local install writes them. A global or system
+    // install must not touch whatever repository it happens to run in.
     let repo = if flag == "--local" {
         Some(Repo::discover()?)
     } else {
-        Repo::discover().ok()
+        None
     };
     for (key, value) in KEYS {
         git(&["config", flag, key, value])?;
@@ -87,7 +89,6 @@ pub fn install(scope: Scope, force: bool, quiet: bool) -> Result<ExitCode> {
     if !quiet {
         let where_ = repo
             .as_ref()
-            .filter(|_| flag == "--local")
             .map(|r| r.common_dir().display().to_string())
             .unwrap_or_else(|| flag.trim_start_matches("--").to_owned());
         eprintln!(
