@@ -11,5 +11,6 @@ pub mod handler;
 pub mod pktline;
 pub mod server;
 mod spool;
+pub mod stat_record;
 
 pub use handler::{DitsHandler, FilterConfig};

@@ -87,6 +87,11 @@ impl Repo {
         self.git_dir().join("dits-deferred")
     }
 
+    /// Records of work-tree files Dits wrote (per worktree); see `dits_filter::stat_record`.
+    pub fn stat_record_dir(&self) -> PathBuf {
+        self.git_dir().join("dits-hydrated")
+    }
+
     pub fn hooks_dir(&self) -> PathBuf {
         let cfg = self.repo.config_snapshot();
         match cfg.trusted_path("core.hooksPath") {

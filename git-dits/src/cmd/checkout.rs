@@ -10,7 +10,7 @@ use dits_core::hydrate::{hydrate_file, Hydrated};
 use dits_core::progress::Progress;
 use dits_core::transfer::ensure_local;
 use dits_core::Pointer;
-use dits_filter::deferred;
+use dits_filter::{deferred, stat_record};
 
 use crate::progress::Bar;
 use crate::repo::Repo;
@@ -56,7 +56,11 @@ pub fn run(paths: &[PathBuf], only_deferred: bool, quiet: bool) -> Result<ExitCo
             }
         }
         match hydrate_file(&store, path, pointer) {
-            Ok(Hydrated::Written) => written.push((path.clone(), *pointer)),
+            Ok(Hydrated::Written) => {
+                let rel = path.strip_prefix(&work_tree).unwrap_or(path);
+                let _ = stat_record::record(&repo.stat_record_dir(), rel, path, pointer);
+                written.push((path.clone(), *pointer))
+            }
             Ok(Hydrated::Skipped) => {}
             Err(e) => {
                 failed += 1;
