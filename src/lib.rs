@@ -68,3 +68,15 @@ pub fn init_interrupt() {
         eprintln!("interrupted; cleaning up (Ctrl-C again to quit now)");
     });
 }
+
+/// Restores the default SIGPIPE action (Rust ignores it), so `git dits ls-files | head` ends
+/// quietly like any Unix tool instead of panicking on a closed stdout. Not for dits-filter,
+/// whose pipe errors are protocol errors handled in code.
+#[allow(unsafe_code)]
+pub fn default_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; only changes a signal
+    // disposition back to the system default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -142,3 +142,54 @@ fn global_install_writes_no_repository_hooks() {
     assert!(!dir.join(".git/hooks/post-merge").exists());
     assert!(!dir.join(".git/dits").exists());
 }
+
+/// Commands work from a subdirectory with paths relative to it, and `| head` ends quietly.
+#[test]
+fn subdirectory_paths_and_closed_stdout() {
+    let env = Env::new();
+    let repo = env.repo("r", &["*.bin"]);
+    let sub = repo.join("shots/day1");
+    fs::create_dir_all(&sub).unwrap();
+    for i in 0..30 {
+        fs::write(
+            sub.join(format!("take{i:02}.bin")),
+            content(400 + i, 50_000),
+        )
+        .unwrap();
+    }
+    fs::write(repo.join("other.bin"), content(500, 50_000)).unwrap();
+    env.commit_all(&repo, "shots");
+    for p in ["shots", "other.bin"] {
+        let path = repo.join(p);
+        if path.is_dir() {
+            fs::remove_dir_all(&path).unwrap()
+        } else {
+            fs::remove_file(&path).unwrap()
+        }
+    }
+    env.run_ok(
+        env.cmd(&repo, "git")
+            .args(["checkout", "--", "."])
+            .env("GIT_DITS_SKIP_SMUDGE", "1"),
+    );
+    fs::create_dir_all(&sub).unwrap();
+    // From inside shots/, "day1" means shots/day1 and only that.
+    env.dits(&repo.join("shots"), &["checkout", "day1"]);
+    assert_eq!(
+        fs::read(sub.join("take07.bin")).unwrap(),
+        content(407, 50_000)
+    );
+    assert!(fs::read(repo.join("other.bin"))
+        .unwrap()
+        .starts_with(b"dits-pointer v1\n"));
+    let shown = env.dits_stdout(&sub, &["pointer", "take07.bin"]);
+    assert!(shown.contains(&b3_bytes(&content(407, 50_000))), "{shown}");
+    // A reader that stops early must not make git-dits panic.
+    let out = env
+        .cmd(&repo, "sh")
+        .args(["-c", "git dits ls-files | head -1; exit 0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -105,6 +105,12 @@ fn handshake_clean_smudge_error_and_empty_over_pipes() {
     ));
     input.extend(request("clean", "empty.bin", b""));
     input.extend(request("smudge", "plain.bin", b"not a pointer"));
+    // A newer Dits's pointer is refused, not wrapped as content.
+    input.extend(request(
+        "clean",
+        "future.bin",
+        b"dits-pointer v9\nwhatever\n",
+    ));
     let (out, stderr) = converse(spawn_filter(&env, &repo), input);
 
     let mut expected: Vec<Option<Vec<u8>>> = Vec::new();
@@ -140,6 +146,7 @@ fn handshake_clean_smudge_error_and_empty_over_pipes() {
         None,
         None,
     ]);
+    expected.extend([t("status=error"), None]);
     assert_eq!(packets(&out), expected, "stderr:\n{stderr}");
     assert!(
         stderr.contains("bad.bin"),

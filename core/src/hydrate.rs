@@ -2,7 +2,7 @@
 //!
 //! Git buffers a smudge filter's whole output in memory, so large files are not smudged
 //! through git: the filter leaves the pointer and Dits later replaces it by streaming from the
-//! store (see docs/architecture.md, "Large files and git's smudge buffer").
+//! store (see docs/ARCHITECTURE.md, "Large files and git's smudge buffer").
 //!
 //! The replacement is atomic (temp file beside the target, then rename) and only happens while
 //! the target still holds exactly the pointer: a file the user changed meanwhile is left alone.

@@ -32,8 +32,9 @@ pub enum IngestError {
     Store(#[from] StoreError),
 }
 
-/// Chunks `reader` into `sink`, commits the chunks, then stores the manifest. On error nothing
-/// new is committed.
+/// Chunks `reader` into `sink`, commits the chunks, then stores the manifest. On error no
+/// manifest is written and uncommitted chunks are dropped; chunks already published because a
+/// pack filled up part-way stay (harmless: later adds reuse them).
 pub fn ingest<R: Read, S: ChunkSink>(
     reader: R,
     params: ChunkerParams,

@@ -51,7 +51,8 @@ impl Pointer {
             return Err(PointerError::NotAPointer);
         }
         if data.len() > MAX_LEN {
-            return Err(PointerError::Malformed("longer than any pointer"));
+            // Real content that happens to start like a pointer (this file's docs, say).
+            return Err(PointerError::NotAPointer);
         }
         let text =
             std::str::from_utf8(data).map_err(|_| PointerError::Malformed("not UTF-8 text"))?;
@@ -139,6 +140,10 @@ mod tests {
             Pointer::parse(b"version https://git-lfs"),
             Err(PointerError::NotAPointer)
         );
+        // Longer than any pointer: content that merely starts like one (docs about Dits).
+        let mut doc = sample().to_string().into_bytes();
+        doc.extend_from_slice(&[b'x'; MAX_LEN]);
+        assert_eq!(Pointer::parse(&doc), Err(PointerError::NotAPointer));
     }
 
     #[test]

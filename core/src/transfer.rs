@@ -37,9 +37,9 @@ pub fn ensure_local(
     id: &FileId,
 ) -> Result<Manifest, StoreError> {
     let missing = match local.read_manifest(id) {
-        Ok(m) if m.chunks.iter().all(|c| local.has_chunk(&c.id)) => return Ok(m),
-        Ok(_) => StoreError::ChunkMissing {
-            id: crate::ChunkId([0; 32]),
+        Ok(m) => match m.chunks.iter().find(|c| !local.has_chunk(&c.id)) {
+            None => return Ok(m),
+            Some(c) => StoreError::ChunkMissing { id: c.id },
         },
         Err(e) => e,
     };

@@ -268,3 +268,31 @@ fn damaged_index_and_manifest_are_named() -> Result {
     }
     Ok(())
 }
+
+/// A filter cleans many files one after another; they must share a pack, not make one each.
+#[test]
+fn successive_writers_share_one_pack() -> Result {
+    let dir = tempfile::tempdir()?;
+    let store = DiskStore::open(dir.path(), StoreOptions::default())?;
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let data = noise(1000 + i, 30_000);
+        let mut w = store.writer()?;
+        ids.push((
+            ingest(&data[..], ChunkerParams::default(), &mut w, &Silent)?
+                .manifest
+                .file_id,
+            data,
+        ));
+    }
+    assert_eq!(
+        store.pack_infos()?.len(),
+        1,
+        "one pack for fifty small files"
+    );
+    let reopened = DiskStore::open(dir.path(), StoreOptions::default())?;
+    for (id, data) in &ids {
+        assert_eq!(&read_back(&reopened, id)?, data);
+    }
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! The Dits side of the filter: clean stores content and answers a pointer; smudge answers
 //! content, or leaves the pointer for files too large for git's in-memory smudge buffer and
-//! writes those itself when git closes the pipe (see docs/architecture.md).
+//! writes those itself when git closes the pipe (see docs/ARCHITECTURE.md).
 
 use std::io::{self, Cursor, Read};
 use std::path::PathBuf;
@@ -99,11 +99,15 @@ impl DitsHandler {
             // Empty files stay empty: nothing to store, and nothing for smudge to look up.
             return Ok(Response::Content(Box::new(io::empty())));
         }
-        if head.len() <= MAX_LEN {
-            if let Ok(p) = Pointer::parse(&head) {
-                // Already a pointer (e.g. a file left un-hydrated): clean is the identity.
-                return Ok(Response::Content(Box::new(Cursor::new(p.to_bytes()))));
+        match Pointer::parse(&head) {
+            // Already a pointer (e.g. a file left un-hydrated): clean is the identity.
+            Ok(p) => return Ok(Response::Content(Box::new(Cursor::new(p.to_bytes())))),
+            // A newer Dits's pointer must not be wrapped as content of an older one.
+            Err(e @ PointerError::UnknownVersion(_)) => {
+                return Err(Failure::Error(format!("{path}: {e}")))
             }
+            // Anything else, even text that merely looks like a pointer, is content.
+            Err(_) => {}
         }
         let mut writer = self
             .store

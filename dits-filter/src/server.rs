@@ -101,6 +101,14 @@ pub enum Failure {
     Abort(String),
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Error(m) | Failure::Abort(m) => f.write_str(m),
+        }
+    }
+}
+
 /// What the protocol layer needs from the filter itself.
 pub trait Handler {
     /// Capabilities this handler supports; the server answers the intersection with what git

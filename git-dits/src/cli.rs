@@ -96,7 +96,7 @@ pub enum Cmd {
         #[arg(long)]
         deferred: bool,
     },
-    /// Print the content of a tracked file at a revision (REV:PATH) or from a pointer file.
+    /// Print the content of a tracked file at a revision (REV:PATH, or :PATH for the index).
     Cat { spec: String },
     /// textconv for `git diff`/`git log -p`: a readable summary instead of binary noise.
     #[command(hide = true)]

@@ -96,11 +96,10 @@ fn one_shot(repo: &Repo, command: Command, path: Option<String>) -> Result<()> {
         can_delay: false,
     };
     let mut stdin = io::stdin().lock();
-    let response = handler
-        .handle(&req, &mut stdin)
-        .map_err(|f| anyhow::anyhow!("{f:?}"))?;
+    let response = handler.handle(&req, &mut stdin);
     // Drain what the handler did not read, as git expects its write to complete.
     io::copy(&mut stdin, &mut io::sink())?;
+    let response = response.map_err(|f| anyhow::anyhow!("{f}"))?;
     let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
     match response {
         Response::Content(mut r) => {

@@ -51,7 +51,7 @@ impl Repo {
         {
             work_tree = std::env::current_dir().ok();
         }
-        let work_tree = work_tree.map(|w| std::path::absolute(&w).unwrap_or(w));
+        let work_tree = work_tree.map(|w| std::fs::canonicalize(&w).unwrap_or(w));
         Repo { repo, work_tree }
     }
 

@@ -2,6 +2,7 @@
 #![deny(clippy::print_stdout)]
 
 fn main() -> std::process::ExitCode {
+    dits::default_sigpipe();
     dits::init_logging("git-dits");
     dits::init_interrupt();
     git_dits::run()

@@ -66,6 +66,9 @@ pub struct DiskStore {
     root: PathBuf,
     options: StoreOptions,
     packs: RwLock<Packs>,
+    /// A writer's open pack, handed to the next writer in this process, so a filter cleaning
+    /// a thousand small files appends to one pack instead of creating a thousand.
+    spare: std::sync::Mutex<Option<super::writer::OpenPack>>,
 }
 
 /// What `fsck` and `stats` need to know about one pack file.
@@ -119,6 +122,7 @@ impl DiskStore {
             root,
             options,
             packs: RwLock::new(Packs::default()),
+            spare: std::sync::Mutex::new(None),
         };
         store.refresh()?;
         Ok(store)
@@ -135,6 +139,7 @@ impl DiskStore {
             root,
             options: StoreOptions::default(),
             packs: RwLock::new(Packs::default()),
+            spare: std::sync::Mutex::new(None),
         };
         store.refresh().ok()?;
         Some(store)
@@ -262,6 +267,23 @@ impl DiskStore {
                 .remove(name);
         }
         Ok(names.len())
+    }
+
+    pub(crate) fn take_spare(&self) -> Option<super::writer::OpenPack> {
+        self.spare.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Keeps `pack` for the next writer; `Err` gives it back if a spare is already kept.
+    pub(crate) fn offer_spare(
+        &self,
+        pack: super::writer::OpenPack,
+    ) -> Result<(), super::writer::OpenPack> {
+        let mut slot = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return Err(pack);
+        }
+        *slot = Some(pack);
+        Ok(())
     }
 
     /// Makes a just-published index visible to this process without a directory scan.

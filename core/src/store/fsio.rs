@@ -63,7 +63,13 @@ pub fn create_once(dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     if dest.exists() {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        // The new directory's own name must be durable too.
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
+    }
     let tmp = write_temp(dir, bytes)?;
     let linked = fs::hard_link(&tmp, dest);
     let _ = fs::remove_file(&tmp);

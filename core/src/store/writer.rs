@@ -22,7 +22,7 @@ const WRITE_BUFFER: usize = 1 << 20;
 /// for the last few megabytes rather than a whole gigabyte (cp does not fsync at all; we must).
 const WRITEBACK_STEP: u64 = 8 << 20;
 
-struct OpenPack {
+pub(crate) struct OpenPack {
     name: String,
     path: PathBuf,
     file: File,
@@ -95,7 +95,7 @@ impl<'s> PackWriter<'s> {
         Ok(PackWriter {
             store,
             compressor,
-            open: None,
+            open: store.take_spare(),
         })
     }
 
@@ -200,10 +200,13 @@ impl ChunkSink for PackWriter<'_> {
 impl Drop for PackWriter<'_> {
     fn drop(&mut self) {
         self.rollback();
-        if let Some(pack) = &self.open {
-            if pack.committed == 0 {
-                let _ = fs::remove_file(&pack.path);
-            }
+        let Some(pack) = self.open.take() else { return };
+        if pack.committed == 0 {
+            let _ = fs::remove_file(&pack.path);
+        } else if pack.len < self.store.options().pack_size_limit {
+            // Another writer of this process continues the pack; if one is kept already,
+            // this one is simply closed (it is complete and published).
+            let _ = self.store.offer_spare(pack);
         }
     }
 }

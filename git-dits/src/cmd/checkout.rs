@@ -92,7 +92,7 @@ pub fn run(paths: &[PathBuf], only_deferred: bool, quiet: bool) -> Result<ExitCo
 ///
 /// Git's index still holds the stat data of the pointer git wrote, and git treats a differing
 /// non-zero size as "modified" without asking the filter, so `update-index --refresh` is not
-/// enough: `update-index -- <paths>` re-cleans them (giving the same blob) and stores the new
+/// enough: `update-index -z --stdin` with the paths re-cleans them (giving the same blob) and stores the new
 /// stat data. Only paths whose staged blob *is* the pointer we wrote are re-staged: after
 /// `git stash pop` or `git restore --worktree` the index holds something else, and re-staging
 /// would stage the user's change. Best effort: on failure `git status` is still right, slower.
@@ -113,7 +113,7 @@ pub fn restage(repo: &Repo, files: &[(PathBuf, Pointer)]) {
         };
         let staged = index.entry_by_path(rel_bytes).map(|e| e.id);
         let ours = gix::objs::compute_hash(
-            gix::hash::Kind::Sha1,
+            repo.repo.object_hash(),
             gix::objs::Kind::Blob,
             &pointer.to_bytes(),
         )

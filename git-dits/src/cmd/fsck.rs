@@ -60,6 +60,14 @@ fn collect(repo: &Repo, revs: &[String]) -> Result<HashMap<FileId, Seen>> {
         let Ok(obj) = repo.repo.find_object(tip) else {
             continue;
         };
+        // Annotated tags stand for their commit's whole history, like branches.
+        let tip = match obj.peel_to_kind(gix::object::Kind::Commit) {
+            Ok(commit) => commit.id,
+            Err(_) => tip,
+        };
+        let Ok(obj) = repo.repo.find_object(tip) else {
+            continue;
+        };
         if obj.kind != gix::object::Kind::Commit {
             if let Ok(tree) = obj.peel_to_tree() {
                 for f in tracked::in_tree(repo, tree.id)? {

@@ -18,7 +18,6 @@ const KEYS: &[(&str, &str)] = &[
     ("filter.dits.smudge", "dits-filter smudge %f"),
     ("filter.dits.required", "true"),
     ("diff.dits.textconv", "git-dits diff-textconv"),
-    ("diff.dits.cachetextconv", "true"),
     ("merge.dits.name", "Dits whole-file merge"),
     ("merge.dits.driver", "git-dits merge-driver %O %A %B %P"),
 ];
@@ -112,7 +111,12 @@ pub fn uninstall(scope: Scope, quiet: bool) -> Result<ExitCode> {
             "git config {flag} --unset-all {key} failed"
         );
     }
-    if let Ok(repo) = Repo::discover() {
+    let repo = if flag == "--local" {
+        Repo::discover().ok()
+    } else {
+        None
+    };
+    if let Some(repo) = repo {
         for (name, _) in HOOKS {
             let path = repo.hooks_dir().join(name);
             if fs::read_to_string(&path).is_ok_and(|s| s.contains(MARKER)) {

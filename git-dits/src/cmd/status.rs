@@ -19,6 +19,7 @@ pub fn run() -> Result<ExitCode> {
     let attrs = fs::read_to_string(work_tree.join(".gitattributes")).unwrap_or_default();
     let patterns: Vec<&str> = attrs
         .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
         .filter(|l| l.split_whitespace().any(|a| a == "filter=dits"))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
