@@ -273,17 +273,13 @@ impl DiskStore {
         self.spare.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
-    /// Keeps `pack` for the next writer; `Err` gives it back if a spare is already kept.
-    pub(crate) fn offer_spare(
-        &self,
-        pack: super::writer::OpenPack,
-    ) -> Result<(), super::writer::OpenPack> {
+    /// Keeps `pack` for the next writer, unless one is kept already (then `pack` is closed:
+    /// everything in it is published).
+    pub(crate) fn offer_spare(&self, pack: super::writer::OpenPack) {
         let mut slot = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_some() {
-            return Err(pack);
+        if slot.is_none() {
+            *slot = Some(pack);
         }
-        *slot = Some(pack);
-        Ok(())
     }
 
     /// Makes a just-published index visible to this process without a directory scan.

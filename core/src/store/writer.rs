@@ -206,7 +206,7 @@ impl Drop for PackWriter<'_> {
         } else if pack.len < self.store.options().pack_size_limit {
             // Another writer of this process continues the pack; if one is kept already,
             // this one is simply closed (it is complete and published).
-            let _ = self.store.offer_spare(pack);
+            self.store.offer_spare(pack);
         }
     }
 }
