@@ -23,7 +23,7 @@ use super::format::{IdxEntry, PackIndex, RecordHeader, FLAG_ZSTD, RECORD_HEADER_
 use super::fsio;
 use super::{ChunkSource, PackWriter, StoreError};
 use crate::id::{ChunkId, FileId};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, TopManifest};
 
 const FORMAT: &str = "dits-store 1";
 
@@ -424,8 +424,9 @@ impl DiskStore {
         Ok(dropped)
     }
 
-    pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
-        fsio::create_once(&self.manifest_path(&manifest.file_id), &manifest.encode())
+    /// Stores a top-level manifest; its group objects must be committed already.
+    pub(crate) fn write_manifest_top(&self, id: &FileId, top: &[u8]) -> Result<(), StoreError> {
+        fsio::create_once(&self.manifest_path(id), top)
     }
 
     /// Removes a manifest that fails to decode, so the file can be added again.
@@ -521,10 +522,17 @@ impl ChunkSource for DiskStore {
             }
             Err(e) => return Err(StoreError::io(path, e)),
         };
-        let m = Manifest::decode(&bytes).map_err(|source| StoreError::ManifestCorrupt {
+        let corrupt = |source| StoreError::ManifestCorrupt {
             path: path.clone(),
             source,
-        })?;
+        };
+        let top = TopManifest::decode(&bytes).map_err(corrupt)?;
+        let groups = top
+            .groups
+            .iter()
+            .map(|g| self.read_chunk(&g.id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let m = Manifest::assemble(top, &groups).map_err(corrupt)?;
         if m.file_id != *id {
             return Err(StoreError::ManifestCorrupt {
                 path,

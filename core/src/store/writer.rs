@@ -193,7 +193,15 @@ impl ChunkSink for PackWriter<'_> {
     }
 
     fn put_manifest(&mut self, manifest: &Manifest) -> Result<(), StoreError> {
-        self.store.write_manifest(manifest)
+        // Groups are chunk-store objects: stored (deduplicated) and made durable before the
+        // top level that names them, as chunks are before a manifest.
+        let encoded = manifest.encode();
+        for (id, bytes) in &encoded.groups {
+            self.put_chunk(*id, bytes)?;
+        }
+        self.commit()?;
+        self.store
+            .write_manifest_top(&manifest.file_id, &encoded.top)
     }
 }
 
