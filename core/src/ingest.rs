@@ -1,8 +1,9 @@
 //! Clean: turn a stream into stored chunks and a manifest, holding only a few blocks in memory.
 //!
 //! Two stages on two threads, because one core cannot both cut and hash at disk speed: the
-//! calling thread reads, finds chunk boundaries and hashes the whole file (the id `b3sum`
-//! agrees with); a worker names each chunk and hands new ones to the store.
+//! calling thread reads and finds chunk boundaries (FastCDC, the costliest step); a worker
+//! hashes the whole file (the id `b3sum` agrees with; blocks arrive in order), names each
+//! chunk and hands new ones to the store. That splits the work about evenly.
 
 use std::io::{self, Read};
 use std::sync::mpsc;
@@ -76,28 +77,36 @@ fn pipeline<R: Read, S: ChunkSink>(
     let (full_tx, full_rx) = mpsc::sync_channel::<Block>(IN_FLIGHT);
     let (empty_tx, empty_rx) = mpsc::channel::<Block>();
     std::thread::scope(|scope| {
-        let worker = scope.spawn(move || -> Result<(Vec<ChunkRef>, u64, u64), StoreError> {
-            let mut refs = Vec::new();
-            let (mut new_chunks, mut stored) = (0u64, 0u64);
-            for block in full_rx {
-                for chunk in block.chunks() {
-                    let id = ChunkId::of(chunk);
-                    let added = sink.put_chunk(id, chunk)?;
-                    new_chunks += u64::from(added > 0);
-                    stored += added;
-                    refs.push(ChunkRef {
-                        id,
-                        len: chunk.len() as u32,
-                    });
+        let worker = scope.spawn(
+            move || -> Result<(Vec<ChunkRef>, FileId, u64, u64), StoreError> {
+                let mut refs = Vec::new();
+                let mut hasher = blake3::Hasher::new();
+                let (mut new_chunks, mut stored) = (0u64, 0u64);
+                for block in full_rx {
+                    hasher.update(&block.data);
+                    for chunk in block.chunks() {
+                        let id = ChunkId::of(chunk);
+                        let added = sink.put_chunk(id, chunk)?;
+                        new_chunks += u64::from(added > 0);
+                        stored += added;
+                        refs.push(ChunkRef {
+                            id,
+                            len: chunk.len() as u32,
+                        });
+                    }
+                    // The reader may have finished already; then the block is simply freed.
+                    let _ = empty_tx.send(block);
                 }
-                // The reader may have finished already; then the block is simply freed.
-                let _ = empty_tx.send(block);
-            }
-            Ok((refs, new_chunks, stored))
-        });
+                Ok((
+                    refs,
+                    FileId(*hasher.finalize().as_bytes()),
+                    new_chunks,
+                    stored,
+                ))
+            },
+        );
 
         let mut blocks = BlockReader::new(reader, params);
-        let mut hasher = blake3::Hasher::new();
         let mut read_error = None;
         loop {
             if progress.interrupted() {
@@ -113,7 +122,6 @@ fn pipeline<R: Read, S: ChunkSink>(
                     break;
                 }
             }
-            hasher.update(&block.data);
             progress.inc(block.data.len() as u64);
             if full_tx.send(block).is_err() {
                 break; // the worker stopped on an error, reported below
@@ -123,11 +131,10 @@ fn pipeline<R: Read, S: ChunkSink>(
         let worker_result = worker
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        let (refs, new_chunks, stored) = worker_result?;
+        let (refs, file_id, new_chunks, stored) = worker_result?;
         if let Some(e) = read_error {
             return Err(e);
         }
-        let file_id = FileId(*hasher.finalize().as_bytes());
         Ok((refs, file_id, blocks.total(), new_chunks, stored))
     })
 }
