@@ -193,3 +193,32 @@ fn subdirectory_paths_and_closed_stdout() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// After Dits writes a large file, `git status` must not hash it again: the file is not
+/// "racily clean" (its mtime is older than the index), so git trusts the stat data and never
+/// starts the filter.
+#[test]
+fn status_after_a_deferred_checkout_does_not_rehash() {
+    let env = Env::new();
+    let repo = env.repo("r", &["*.bin"]);
+    env.git(&repo, &["config", "dits.smudge.inlineLimit", "1m"]);
+    fs::write(repo.join("big.bin"), content(600, 3 << 20)).unwrap();
+    env.commit_all(&repo, "big");
+    fs::remove_file(repo.join("big.bin")).unwrap();
+    env.git(&repo, &["checkout", "--", "big.bin"]);
+    let out = env.run_ok(
+        env.cmd(&repo, "git")
+            .args(["status", "--porcelain", "--untracked-files=no"])
+            .env("GIT_TRACE", "1"),
+    );
+    assert!(out.stdout.is_empty(), "{}", show(&out));
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !trace.contains("dits-filter"),
+        "git status ran the filter:\n{trace}"
+    );
+    assert_eq!(
+        fs::read(repo.join("big.bin")).unwrap(),
+        content(600, 3 << 20)
+    );
+}

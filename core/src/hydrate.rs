@@ -9,7 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::pointer::{Pointer, MAX_LEN};
@@ -82,11 +82,15 @@ pub fn hydrate_file<S: ChunkSource + ?Sized>(
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode_compat(mode)
+            .mode(mode & 0o777)
             .open(&tmp)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         io::copy(&mut ManifestReader::new(store, manifest), &mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        // Git re-checks the content of any file whose mtime is not older than its index
+        // ("racily clean"), on every `git status` until the index is rewritten; a file we just
+        // wrote and then re-staged would always be. Its mtime is ours to choose: backdate it.
+        file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(2))?;
         // Checked again just before the rename: the user may have edited the file meanwhile.
         if read_pointer_file(path)? != Some(*pointer) {
             let _ = fs::remove_file(&tmp);
@@ -108,17 +112,6 @@ fn temp_beside(path: &Path) -> PathBuf {
         .unwrap_or_default();
     let unique = crate::store::unique_temp_suffix();
     path.with_file_name(format!(".{name}.dits-{unique}"))
-}
-
-trait ModeCompat {
-    fn mode_compat(&mut self, mode: u32) -> &mut Self;
-}
-
-impl ModeCompat for OpenOptions {
-    fn mode_compat(&mut self, mode: u32) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(mode & 0o777)
-    }
 }
 
 /// Writes the content `pointer` names to `out` (used by `dits-filter smudge` and `cat`).

@@ -230,22 +230,11 @@ impl<R: Read, W: Write> Session<R, W> {
             }
         }
 
-        let mut offered = Vec::new();
-        loop {
-            match self.reader.read_line()? {
-                Some(Packet::Data(line)) => match line.strip_prefix(b"version=") {
-                    Some(v) => offered.push(String::from_utf8_lossy(v).into_owned()),
-                    None => {
-                        return Err(ProtocolError::BadHandshake {
-                            expected: "\"version=<n>\" or a flush packet",
-                            got: describe(Some(Packet::Data(line))),
-                        })
-                    }
-                },
-                Some(Packet::Flush) => break,
-                None => return Err(ProtocolError::UnexpectedEof { during: DURING }),
-            }
-        }
+        let offered: Vec<String> = self
+            .read_list(b"version=", "\"version=<n>\" or a flush packet", DURING)?
+            .iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
         if !offered.iter().any(|v| v.as_bytes() == PROTOCOL_VERSION) {
             return Err(ProtocolError::UnsupportedVersion { offered });
         }
@@ -256,26 +245,19 @@ impl<R: Read, W: Write> Session<R, W> {
         // Git waits for our version before it sends its capabilities.
         self.writer.flush()?;
 
-        loop {
-            match self.reader.read_line()? {
-                Some(Packet::Data(line)) => match line.strip_prefix(b"capability=") {
-                    Some(name) => match Capability::from_name(name) {
-                        Some(cap) if ours.contains(&cap) && !self.negotiated.contains(&cap) => {
-                            self.negotiated.push(cap)
-                        }
-                        // Offered by git but not by us, or a capability newer than this code:
-                        // not answering it is exactly how the protocol says "no".
-                        _ => {}
-                    },
-                    None => {
-                        return Err(ProtocolError::BadHandshake {
-                            expected: "\"capability=<name>\" or a flush packet",
-                            got: describe(Some(Packet::Data(line))),
-                        })
-                    }
-                },
-                Some(Packet::Flush) => break,
-                None => return Err(ProtocolError::UnexpectedEof { during: DURING }),
+        let names = self.read_list(
+            b"capability=",
+            "\"capability=<name>\" or a flush packet",
+            DURING,
+        )?;
+        for name in names {
+            match Capability::from_name(&name) {
+                Some(cap) if ours.contains(&cap) && !self.negotiated.contains(&cap) => {
+                    self.negotiated.push(cap)
+                }
+                // Offered by git but not by us, or a capability newer than this code: not
+                // answering it is exactly how the protocol says "no".
+                _ => {}
             }
         }
         for cap in &self.negotiated {
@@ -286,6 +268,31 @@ impl<R: Read, W: Write> Session<R, W> {
         self.writer.flush()?;
         tracing::debug!(capabilities = ?self.negotiated, "filter handshake done");
         Ok(())
+    }
+
+    /// Reads `<prefix><value>` lines up to a flush and returns the values.
+    fn read_list(
+        &mut self,
+        prefix: &[u8],
+        expected: &'static str,
+        during: &'static str,
+    ) -> Result<Vec<Vec<u8>>, ProtocolError> {
+        let mut values = Vec::new();
+        loop {
+            match self.reader.read_line()? {
+                Some(Packet::Data(line)) => match line.strip_prefix(prefix) {
+                    Some(v) => values.push(v.to_vec()),
+                    None => {
+                        return Err(ProtocolError::BadHandshake {
+                            expected,
+                            got: describe(Some(Packet::Data(line))),
+                        })
+                    }
+                },
+                Some(Packet::Flush) => return Ok(values),
+                None => return Err(ProtocolError::UnexpectedEof { during }),
+            }
+        }
     }
 
     /// Reads one request's key list; `None` when git closed the pipe before a new request.

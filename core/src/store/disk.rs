@@ -181,12 +181,8 @@ impl DiskStore {
             .map(|p| (p.name.clone(), p.idx_ino))
             .collect();
         let mut fresh = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
-            let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
-            let file_name = entry.file_name();
-            let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".idx")) else {
-                continue;
-            };
+        for (name, entry) in list_by_suffix(&dir, ".idx")? {
+            let name = name.as_str();
             let ino = match entry.metadata() {
                 Ok(m) => m.ino(),
                 // Replaced between listing and stat: the next refresh sees the new one.
@@ -350,12 +346,8 @@ impl DiskStore {
         let dir = self.packs_dir();
         let packs = self.read_packs();
         let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
-            let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
-            let file_name = entry.file_name();
-            let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".pack")) else {
-                continue;
-            };
+        for (name, entry) in list_by_suffix(&dir, ".pack")? {
+            let name = name.as_str();
             let file_len = entry
                 .metadata()
                 .map_err(|e| StoreError::io(entry.path(), e))?
@@ -598,6 +590,19 @@ fn scan_pack(path: &Path) -> Result<(Vec<IdxEntry>, u64), StoreError> {
         }
     }
     Ok((entries, offset))
+}
+
+/// `(name without suffix, entry)` of the files in `dir` whose names end in `suffix`.
+fn list_by_suffix(dir: &Path, suffix: &str) -> Result<Vec<(String, fs::DirEntry)>, StoreError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
+        let file_name = entry.file_name();
+        if let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(suffix)) {
+            out.push((name.to_owned(), entry));
+        }
+    }
+    Ok(out)
 }
 
 fn read_all(mut f: File) -> io::Result<Vec<u8>> {
