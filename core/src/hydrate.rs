@@ -13,7 +13,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::pointer::{Pointer, MAX_LEN};
-use crate::reader::ManifestReader;
+use crate::reader::copy_prefetched;
 use crate::store::{ChunkSource, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +85,7 @@ pub fn hydrate_file<S: ChunkSource + ?Sized>(
             .mode(mode & 0o777)
             .open(&tmp)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        io::copy(&mut ManifestReader::new(store, manifest), &mut out)?;
+        copy_prefetched(store, &manifest, &mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         // Git re-checks the content of any file whose mtime is not older than its index
         // ("racily clean"), on every `git status` until the index is rewritten; a file we just
@@ -121,8 +121,7 @@ pub fn stream_to<S: ChunkSource + ?Sized, W: Write>(
     out: &mut W,
 ) -> Result<u64, StoreError> {
     let manifest = store.read_manifest(&pointer.id)?;
-    io::copy(&mut ManifestReader::new(store, manifest), out)
-        .map_err(|e| StoreError::io("<output>", e))
+    copy_prefetched(store, &manifest, out).map_err(|e| StoreError::io("<output>", e))
 }
 
 #[cfg(test)]
