@@ -8,6 +8,8 @@
 //! - [`ingest`] / [`reader`] / [`hydrate`]: clean, smudge, and writing work-tree files.
 
 pub mod chunker;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hydrate;
 pub mod id;
 pub mod ingest;

@@ -7,6 +7,8 @@
 
 pub mod deferred;
 mod delay;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handler;
 pub mod pktline;
 pub mod server;
