@@ -296,3 +296,25 @@ fn successive_writers_share_one_pack() -> Result {
     }
     Ok(())
 }
+
+/// A pack whose header was overwritten is reported as damaged, not read from.
+#[test]
+fn damaged_pack_header_is_reported() -> Result {
+    let dir = tempfile::tempdir()?;
+    let store = DiskStore::open(dir.path(), StoreOptions::default())?;
+    ingest(
+        &noise(9, 300_000)[..],
+        ChunkerParams::default(),
+        &mut store.writer()?,
+        &Silent,
+    )?;
+    let info = store.pack_infos()?.remove(0);
+    let mut f = OpenOptions::new().write(true).open(&info.data_path)?;
+    f.write_all(b"NOTAPACK")?;
+    drop(f);
+    let store = DiskStore::open(dir.path(), StoreOptions::default())?;
+    let damaged = store.damaged_indexes();
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    assert!(damaged[0].contains("header"), "{}", damaged[0]);
+    Ok(())
+}

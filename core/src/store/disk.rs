@@ -228,6 +228,16 @@ impl DiskStore {
             reason,
         })?;
         let file = File::open(&data_path).map_err(|e| StoreError::io(&data_path, e))?;
+        let mut head = [0u8; super::format::PACK_HEADER_LEN as usize];
+        let header_ok =
+            file.read_exact_at(&mut head, 0).is_ok() && head == super::format::pack_header();
+        if !header_ok {
+            // Reported (and skipped) like a damaged index; fsck --repair rescans what it can.
+            return Err(StoreError::IndexCorrupt {
+                path: data_path,
+                reason: "the pack's header is missing or not a Dits pack v1".into(),
+            });
+        }
         Ok(Arc::new(Pack {
             name: name.to_owned(),
             data_path,
