@@ -14,6 +14,7 @@ pub mod hydrate;
 pub mod id;
 pub mod ingest;
 pub mod manifest;
+pub mod media;
 pub mod pointer;
 pub mod progress;
 pub mod reader;

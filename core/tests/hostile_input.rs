@@ -113,3 +113,20 @@ fn pack_indexes() {
     ];
     run(&seeds, 20_000, fuzzing::pack_index);
 }
+
+#[test]
+fn mp4_boxes() {
+    let mut seeds = fuzzing::mp4_seeds();
+    // Each seed's moov and moof alone too, so mutations reach the tables directly.
+    for file in seeds.clone() {
+        let mut at = 0;
+        while at + 8 <= file.len() {
+            let size = u32::from_be_bytes(file[at..at + 4].try_into().expect("4 bytes")) as usize;
+            if &file[at + 4..at + 8] == b"moov" || &file[at + 4..at + 8] == b"moof" {
+                seeds.push(file[at..at + size].to_vec());
+            }
+            at += size;
+        }
+    }
+    run(&seeds, 20_000, fuzzing::mp4);
+}
