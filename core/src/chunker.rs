@@ -67,10 +67,6 @@ impl Chunker {
         }
     }
 
-    pub fn params(&self) -> ChunkerParams {
-        self.params
-    }
-
     /// Length of the chunk that starts at `data[0]`, or `None` if more input is needed to
     /// decide (fewer than `max` bytes are buffered and the stream has not ended).
     pub fn next_cut(&self, data: &[u8], at_eof: bool) -> Option<usize> {

@@ -100,15 +100,6 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 }
 
 impl Manifest {
-    /// Byte offset of each chunk's start.
-    pub fn offsets(&self) -> impl Iterator<Item = u64> + '_ {
-        self.chunks.iter().scan(0u64, |acc, c| {
-            let start = *acc;
-            *acc += u64::from(c.len);
-            Some(start)
-        })
-    }
-
     pub fn encode(&self) -> Encoded {
         let mut groups = Vec::new();
         let mut refs = Vec::new();

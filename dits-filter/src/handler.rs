@@ -43,7 +43,9 @@ pub struct FilterConfig {
 pub struct DitsHandler {
     config: FilterConfig,
     store: Arc<DiskStore>,
-    sources: Arc<Vec<DiskStore>>,
+    /// Opened on first need: loading another repository's indexes is wasted work for the
+    /// many filter sessions that find everything locally.
+    sources: Option<Arc<Vec<DiskStore>>>,
     delayer: Option<Delayer>,
     /// Pointers of delayed paths: git asks for them again with an empty content.
     delayed: std::collections::HashMap<Vec<u8>, Pointer>,
@@ -56,16 +58,11 @@ pub struct DitsHandler {
 impl DitsHandler {
     pub fn new(config: FilterConfig) -> Result<Self, dits_core::store::StoreError> {
         let store = Arc::new(DiskStore::open(&config.store_root, config.store_options)?);
-        let sources = config
-            .sources
-            .iter()
-            .filter_map(DiskStore::open_existing)
-            .collect();
         Ok(DitsHandler {
             journal: config.journal_dir.clone().map(Journal::new),
             config,
             store,
-            sources: Arc::new(sources),
+            sources: None,
             delayer: None,
             delayed: std::collections::HashMap::new(),
             deferred: Vec::new(),
@@ -171,22 +168,25 @@ impl DitsHandler {
             .filter(|m| m.chunks.iter().all(|c| self.store.has_chunk(&c.id)));
         let manifest = match local {
             Some(m) => m,
-            None if req.can_delay && !self.sources.is_empty() => {
+            None if req.can_delay && !self.config.sources.is_empty() => {
                 // Fetch on a worker while git sends the next files.
                 let threads = std::thread::available_parallelism()
                     .map_or(2, |n| n.get())
                     .min(8);
-                let (store, sources) = (Arc::clone(&self.store), Arc::clone(&self.sources));
+                let (store, sources) = (Arc::clone(&self.store), self.sources());
                 self.delayer
                     .get_or_insert_with(|| Delayer::new(store, sources, threads))
                     .submit(req.pathname.clone(), pointer.id);
                 self.delayed.insert(req.pathname.clone(), pointer);
                 return Ok(Response::Delayed);
             }
-            None => match ensure_local(&self.store, &self.sources, &pointer.id) {
-                Ok(m) => m,
-                Err(e) => return Ok(self.leave_pointer(&path, &pointer, &e.to_string())),
-            },
+            None => {
+                let sources = self.sources();
+                match ensure_local(&self.store, &sources, &pointer.id) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(self.leave_pointer(&path, &pointer, &e.to_string())),
+                }
+            }
         };
         if pointer.size >= self.config.inline_limit {
             let rel = PathBuf::from(bytes_to_os(&req.pathname));
@@ -206,6 +206,14 @@ impl DitsHandler {
 }
 
 impl DitsHandler {
+    fn sources(&mut self) -> Arc<Vec<DiskStore>> {
+        let paths = &self.config.sources;
+        let opened = self.sources.get_or_insert_with(|| {
+            Arc::new(paths.iter().filter_map(DiskStore::open_existing).collect())
+        });
+        Arc::clone(opened)
+    }
+
     /// The pointer of a file Dits wrote itself and that is unchanged since, if this is one.
     fn known_content(&self, req: &Request) -> Option<Pointer> {
         let dir = self.config.stat_records.as_ref()?;

@@ -55,12 +55,6 @@ impl Repo {
         Repo { repo, work_tree }
     }
 
-    pub fn at(path: &Path) -> Result<Repo> {
-        let repo = gix::discover(path)
-            .with_context(|| format!("{}: not in a Git repository", path.display()))?;
-        Ok(Repo::new(repo))
-    }
-
     /// The per-worktree git dir (`.git`, or `.git/worktrees/<name>`).
     pub fn git_dir(&self) -> &Path {
         self.repo.git_dir()

@@ -98,10 +98,6 @@ impl<'s> PackWriter<'s> {
             open: store.take_spare(),
         })
     }
-
-    pub fn store(&self) -> &'s DiskStore {
-        self.store
-    }
 }
 
 impl ChunkSink for PackWriter<'_> {
