@@ -1,11 +1,20 @@
 //! `dits-bench`: `git add` and checkout of one large seeded file with Dits, Git LFS, plain git
 //! and `cp` on the same disk in the same run, then the store growth of a sequence of edits.
 //! Results go to stdout and, with the machine they ran on, to a markdown file.
+//!
+//! `dits-bench remote ...` is the second mode: push and clone against a server on loopback,
+//! Dits against Git LFS + giftless (see `remote.rs`).
 
 mod cases;
 mod content;
+mod dits_serve;
+mod giftless;
 mod proc;
+mod remote;
+mod remote_report;
 mod report;
+mod server;
+mod wire;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -15,6 +24,7 @@ use anyhow::{bail, Context, Result};
 const USAGE: &str = "\
 usage: dits-bench [--size-mib N] [--repeat K] [--dir DIR] [--out FILE]
                   [--git PATH] [--dits-bin DIR] [--tools LIST] [--keep]
+       dits-bench remote --help   (push and clone over loopback, Dits vs Git LFS + giftless)
 
   --size-mib N    size of the seeded file (default 1024)
   --repeat K      run each headline operation K times and report the median (default 1)
@@ -194,7 +204,13 @@ fn run() -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let mut args = std::env::args_os().skip(1).peekable();
+    let result = if args.peek().is_some_and(|a| a == "remote") {
+        remote::run(args.skip(1))
+    } else {
+        run()
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dits-bench: {e:#}");

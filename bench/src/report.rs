@@ -22,7 +22,7 @@ pub fn bytes(n: u64) -> String {
     format!("{n} B")
 }
 
-fn secs(d: Duration) -> String {
+pub(crate) fn secs(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s >= 10.0 {
         format!("{s:.1} s")
@@ -37,7 +37,7 @@ fn gbps(size: u64, d: Duration) -> String {
     format!("{:.2}", size as f64 / d.as_secs_f64().max(1e-9) / 1e9)
 }
 
-fn ratio(x: f64) -> String {
+pub(crate) fn ratio(x: f64) -> String {
     if x >= 1000.0 {
         format!("{x:.1e}×")
     } else {

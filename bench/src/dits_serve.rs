@@ -1,0 +1,129 @@
+//! The Dits side's server: `git dits serve`, on loopback, with one write token for the
+//! benchmark's repository handed to git through its credential store.
+//!
+//! The interface this relies on:
+//! - `git dits serve --help` succeeds when the server exists (otherwise Dits is skipped);
+//! - `git dits serve token add --root DIR --repo ORG/NAME --write` prints the token, one line,
+//!   on stdout, and works before the server has ever run on DIR (an empty directory);
+//! - `git dits serve --root DIR --listen 127.0.0.1:0` runs until killed (SIGKILL, to its process
+//!   group), and its first stdout line is `listening 127.0.0.1:PORT`; the benchmark starts it
+//!   as `git-dits serve ...` directly, the program git itself would run;
+//! - the client authenticates through git's credential helpers as user `dits` with the token as
+//!   password, for `dits://127.0.0.1:PORT`, and trusts the server's certificate on first use.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::proc::Runner;
+use crate::server::Server;
+
+/// The Dits server for one run. Dropping it stops the server.
+pub struct DitsServer {
+    pub server: Server,
+    pub port: u16,
+    pub root: PathBuf,
+}
+
+impl DitsServer {
+    pub fn url(&self, repo: &str) -> String {
+        format!("dits://127.0.0.1:{}/{repo}", self.port)
+    }
+}
+
+/// `Ok(None)` when the server is available; `Ok(Some(why))` when it is not, so Dits is skipped.
+pub fn unavailable(runner: &Runner, dir: &Path) -> Option<String> {
+    let out = runner
+        .git_command(dir, &["dits", "serve", "--help"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            Some(format!(
+                "`git dits serve --help` failed ({}): {}",
+                o.status,
+                first.trim()
+            ))
+        }
+        Err(e) => Some(format!("cannot run `git dits serve --help`: {e}")),
+    }
+}
+
+/// Adds a write token for `repo` under `root` and returns it.
+pub fn add_token(runner: &Runner, root: &Path, repo: &str) -> Result<String> {
+    let mut cmd = runner.git_command(root, &["dits", "serve", "token", "add", "--root"]);
+    cmd.arg(root).args(["--repo", repo, "--write"]);
+    let out = crate::proc::run(cmd)?;
+    let token = out.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        bail!("`git dits serve token add` printed {out:?}, expected one token on one line");
+    }
+    Ok(token.to_string())
+}
+
+/// Starts `git dits serve` on an ephemeral loopback port of its choosing and waits for its
+/// `listening` line. It runs as `<bin>/git-dits serve`, what git would run, without git in
+/// between, so that the process the benchmark watches (CPU, memory) is the server itself.
+pub fn start(runner: &Runner, bin: &Path, root: &Path, log: &Path) -> Result<DitsServer> {
+    let mut cmd = runner.command(bin.join("git-dits"), root);
+    cmd.args(["serve", "--root"])
+        .arg(root)
+        .args(["--listen", "127.0.0.1:0"]);
+    let mut server = Server::spawn("Dits", cmd, log)?;
+    let line = server.wait_for_first_line()?;
+    let port = parse_listening(&line).with_context(|| {
+        format!(
+            "the first line of `git dits serve` was {line:?}, expected `listening 127.0.0.1:PORT`"
+        )
+    })?;
+    Ok(DitsServer {
+        server,
+        port,
+        root: root.to_path_buf(),
+    })
+}
+
+fn parse_listening(line: &str) -> Option<u16> {
+    let addr = line.trim().strip_prefix("listening ")?;
+    let (_, port) = addr.trim().rsplit_once(':')?;
+    port.parse().ok().filter(|&p| p != 0)
+}
+
+/// The git credential-store line that hands `token` to git for the server on `port` (the
+/// token percent-encoded, as the store's URL format wants).
+pub fn credential_line(port: u16, token: &str) -> String {
+    let mut enc = String::new();
+    for b in token.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            enc.push(char::from(b));
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("dits://dits:{enc}@127.0.0.1:{port}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_line() {
+        assert_eq!(parse_listening("listening 127.0.0.1:4433"), Some(4433));
+        assert_eq!(parse_listening("listening 127.0.0.1:4433\r"), Some(4433));
+        assert_eq!(parse_listening("listening [::1]:9"), Some(9));
+        assert_eq!(parse_listening("listening 127.0.0.1:0"), None);
+        assert_eq!(parse_listening("ready"), None);
+    }
+
+    #[test]
+    fn credential_line_encodes_the_token() {
+        assert_eq!(
+            credential_line(7, "ab+/c=_~"),
+            "dits://dits:ab%2B%2Fc%3D_~@127.0.0.1:7\n"
+        );
+    }
+}

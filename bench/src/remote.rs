@@ -1,0 +1,588 @@
+//! `dits-bench remote`: push to and clone from a real server on loopback, Git LFS + giftless
+//! against Dits (`git dits serve`), in one run on the same seeded file and the same edits as
+//! the local benchmark.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cases::Tool;
+use crate::content::{self, Edit};
+use crate::proc::{self, Measured, Runner};
+use crate::server::Server;
+use crate::{dits_serve, giftless, remote_report, report, wire};
+
+const USAGE: &str = "\
+usage: dits-bench remote [--size-mib N] [--dir DIR] [--out FILE] [--git PATH]
+                         [--dits-bin DIR] [--venv DIR] [--tools LIST] [--keep]
+
+  --size-mib N    size of the seeded file (default 1024)
+  --dir DIR       scratch parent directory (default <workspace>/target)
+  --out FILE      markdown report (default bench/results/remote-local-<date>.md)
+  --git PATH      git to run (default /usr/local/bin/git)
+  --dits-bin DIR  directory holding git-dits, dits-filter and git-remote-dits
+                  (default <workspace>/target/release)
+  --venv DIR      virtual environment with giftless, made by bench/giftless/setup.sh
+                  (default <workspace>/target/bench-venv)
+  --tools LIST    comma-separated subset of lfs,dits (default both)
+  --keep          keep the scratch directory, repositories and server stores
+
+Pushes and clones go over loopback: nothing else should use loopback during the run.";
+
+/// The repository path on both servers.
+pub const REPO: &str = "bench/film";
+const FILE: &str = "big.bin";
+
+struct Args {
+    size_mib: u64,
+    dir: Option<PathBuf>,
+    out: Option<PathBuf>,
+    git: PathBuf,
+    dits_bin: Option<PathBuf>,
+    venv: Option<PathBuf>,
+    tools: Vec<Tool>,
+    keep: bool,
+}
+
+fn parse_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Args> {
+    let mut a = Args {
+        size_mib: 1024,
+        dir: None,
+        out: None,
+        git: PathBuf::from("/usr/local/bin/git"),
+        dits_bin: None,
+        venv: None,
+        tools: vec![Tool::Lfs, Tool::Dits],
+        keep: false,
+    };
+    let mut it = args;
+    while let Some(flag) = it.next() {
+        let flag = flag.to_string_lossy().into_owned();
+        let mut value = || {
+            it.next()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--size-mib" => {
+                a.size_mib = value()?.to_string_lossy().parse().context("--size-mib")?;
+            }
+            "--dir" => a.dir = Some(value()?.into()),
+            "--out" => a.out = Some(value()?.into()),
+            "--git" => a.git = value()?.into(),
+            "--dits-bin" => a.dits_bin = Some(value()?.into()),
+            "--venv" => a.venv = Some(value()?.into()),
+            "--tools" => {
+                a.tools = value()?
+                    .to_string_lossy()
+                    .split(',')
+                    .map(|t| match t {
+                        "lfs" => Ok(Tool::Lfs),
+                        "dits" => Ok(Tool::Dits),
+                        _ => bail!("unknown tool {t:?} in --tools (lfs or dits)\n{USAGE}"),
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            "--keep" => a.keep = true,
+            "-h" | "--help" => {
+                eprintln!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    if a.size_mib < 16 {
+        bail!("--size-mib must be at least 16");
+    }
+    if a.tools.is_empty() {
+        bail!("--tools names no tool\n{USAGE}");
+    }
+    Ok(a)
+}
+
+/// One measured client command against a server.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub run: Measured,
+    /// Loopback bytes transmitted while it ran (both directions, headers included).
+    pub wire: u64,
+    /// CPU the server used while it ran.
+    pub server_cpu: Duration,
+}
+
+/// Allocated disk of a clone.
+#[derive(Debug, Clone, Copy)]
+pub struct Disk {
+    /// Work tree and `.git`.
+    pub total: u64,
+    pub git: u64,
+}
+
+pub struct EditPush {
+    pub edit: Edit,
+    pub push: Step,
+}
+
+pub struct CloneResult {
+    pub how: String,
+    pub step: Step,
+    pub disk: Disk,
+}
+
+pub struct SideResult {
+    pub tool: Tool,
+    pub push: Step,
+    /// The plain `git clone`; for LFS also the skip-smudge clone followed by `git lfs pull`.
+    pub clones: Vec<CloneResult>,
+    pub edits: Vec<EditPush>,
+    /// `git pull` of the five edits into the first fresh clone.
+    pub pull: Step,
+    /// Allocated disk of the server's store at the end.
+    pub server_store: u64,
+    pub server_peak_rss_kib: u64,
+    pub server: String,
+}
+
+pub enum Outcome {
+    Ran(Box<SideResult>),
+    Skipped { tool: Tool, why: String },
+}
+
+pub struct Results {
+    pub size: u64,
+    pub source_hash: blake3::Hash,
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Results {
+    pub fn ran(&self, tool: Tool) -> Option<&SideResult> {
+        self.outcomes.iter().find_map(|o| match o {
+            Outcome::Ran(r) if r.tool == tool => Some(&**r),
+            _ => None,
+        })
+    }
+}
+
+struct Ctx {
+    work: PathBuf,
+    git: PathBuf,
+    bin: PathBuf,
+    venv: PathBuf,
+    source: PathBuf,
+    source_hash: blake3::Hash,
+    keep: bool,
+    dits_missing: Option<String>,
+}
+
+/// Entry point of the mode; `args` are those after `remote`.
+pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
+    let args = parse_args(args)?;
+    let ws = crate::workspace();
+    let dits_bin = args.dits_bin.unwrap_or_else(|| ws.join("target/release"));
+    let venv = args.venv.unwrap_or_else(|| ws.join("target/bench-venv"));
+    if args.tools.contains(&Tool::Lfs) {
+        giftless::flask(&venv)?;
+    }
+    let size = args.size_mib * content::MIB;
+    let parent = args.dir.unwrap_or_else(|| ws.join("target"));
+    fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    // Git LFS is the larger case: the input, the client's work tree and six versions in its
+    // .git/lfs, six versions on the server, two clones of two copies each, one more on pull.
+    let need = 20 * size;
+    let free = crate::free_bytes(&parent)?;
+    if free < need {
+        bail!(
+            "{} has {} free, the run needs about {}; hint: pass --dir on a larger disk or a smaller --size-mib",
+            parent.display(),
+            report::bytes(free),
+            report::bytes(need)
+        );
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("dits-bench-remote-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
+    // A snapshot of the binaries, so a rebuild during the run cannot change what is measured.
+    let bin = scratch.path().join("bin");
+    fs::create_dir_all(&bin).context("creating the binaries' snapshot directory")?;
+    let mut dits_missing = None;
+    if args.tools.contains(&Tool::Dits) {
+        for name in ["git-dits", "dits-filter", "git-remote-dits"] {
+            let from = dits_bin.join(name);
+            if !from.is_file() {
+                dits_missing = Some(format!(
+                    "{} not found; hint: run `cargo build --release --bins` in {}",
+                    from.display(),
+                    ws.display()
+                ));
+                break;
+            }
+            fs::copy(&from, bin.join(name))
+                .with_context(|| format!("copying {} to {}", from.display(), bin.display()))?;
+        }
+    }
+
+    let home = scratch.path().join("home");
+    fs::create_dir_all(&home).context("creating the temporary HOME")?;
+    let runner = Runner::new(&args.git, &bin, &home)?;
+    let mut machine = report::machine(&runner, scratch.path(), &args.git, &ws, &dits_bin);
+    if args.tools.contains(&Tool::Lfs) {
+        machine.push(("giftless".into(), giftless::version(&venv)));
+    }
+
+    let source = scratch.path().join("source.bin");
+    eprintln!(
+        "generating {} of seeded content in {}",
+        report::bytes(size),
+        source.display()
+    );
+    content::create_seeded(&source, "source", size)?;
+    let source_hash = content::hash_file(&source)?;
+    let ctx = Ctx {
+        work: scratch.path().to_path_buf(),
+        git: args.git.clone(),
+        bin,
+        venv,
+        source,
+        source_hash,
+        keep: args.keep,
+        dits_missing,
+    };
+    let mut outcomes = Vec::new();
+    for &tool in &args.tools {
+        outcomes.push(run_side(&ctx, tool)?);
+    }
+    let results = Results {
+        size,
+        source_hash,
+        outcomes,
+    };
+
+    let md = remote_report::render(&machine, &results);
+    println!("{md}");
+    let out = match args.out {
+        Some(p) => p,
+        None => {
+            let mut date = Command::new("date");
+            date.args(["-u", "+%Y-%m-%d"]);
+            let date = proc::run(date)?;
+            ws.join("bench/results")
+                .join(format!("remote-local-{}.md", date.trim()))
+        }
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("report written to {}", out.display());
+    if args.keep {
+        eprintln!("kept {}", scratch.keep().display());
+    }
+    Ok(())
+}
+
+/// Runs `cmd` measured, with the loopback bytes and the server's CPU around it. A `sync`
+/// (untimed) first, so earlier writeback does not land in it.
+fn step(cmd: Command, server: &Server) -> Result<Step> {
+    proc::sync()?;
+    let before = server.usage();
+    let tx = wire::lo_tx_bytes()?;
+    let run = proc::measure(cmd)?;
+    let wire = wire::lo_tx_bytes()?.saturating_sub(tx);
+    let server_cpu = server.usage().cpu_since(&before);
+    Ok(Step {
+        run,
+        wire,
+        server_cpu,
+    })
+}
+
+fn verify(file: &Path, want: &blake3::Hash, what: &str) -> Result<()> {
+    let size = fs::metadata(file)
+        .with_context(|| format!("{what}: no file at {}", file.display()))?
+        .len();
+    let got = content::hash_file(file)?;
+    if got != *want {
+        bail!(
+            "WRONG BYTES: {what} left {} ({size} bytes) with BLAKE3 {got}, expected {want}",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// The running server of one side, and what its clients need to reach it.
+enum Running {
+    Lfs {
+        server: giftless::Giftless,
+        remote: PathBuf,
+    },
+    Dits(dits_serve::DitsServer),
+}
+
+impl Running {
+    fn server(&self) -> &Server {
+        match self {
+            Running::Lfs { server, .. } => &server.server,
+            Running::Dits(d) => &d.server,
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Running::Lfs { remote, .. } => remote.display().to_string(),
+            Running::Dits(d) => d.url(REPO),
+        }
+    }
+
+    fn store(&self) -> &Path {
+        match self {
+            Running::Lfs { server, .. } => &server.storage,
+            Running::Dits(d) => &d.root,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Running::Lfs { server, remote } => format!(
+                "giftless (`flask run`, basic streaming transfer, local storage) on \
+                 127.0.0.1:{}, LFS URL `{}`; Git remote: the bare repository {}",
+                server.port,
+                server.lfs_url(REPO),
+                remote.display()
+            ),
+            Running::Dits(d) => format!(
+                "`git dits serve` on 127.0.0.1:{} (UDP), remote `{}`",
+                d.port,
+                d.url(REPO)
+            ),
+        }
+    }
+}
+
+fn run_side(ctx: &Ctx, tool: Tool) -> Result<Outcome> {
+    let name = tool.name();
+    let dir = ctx.work.join(tool.slug());
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Each side has its own HOME: its own global config, credentials and trust store.
+    let home = dir.join("home");
+    fs::create_dir_all(&home).context("creating the side's HOME")?;
+    let runner = Runner::new(&ctx.git, &ctx.bin, &home)?;
+
+    // The server, and the user-wide set-up a person would have done once.
+    let running = match tool {
+        Tool::Lfs => {
+            runner.git(&dir, &["lfs", "install", "--skip-repo"])?;
+            eprintln!("{name}: starting giftless");
+            let server = giftless::start(&ctx.venv, &dir, |p| runner.command(p, &dir))?;
+            let remote = dir.join("remote.git");
+            runner.git(&dir, &["init", "-q", "--bare", "-b", "main", "remote.git"])?;
+            Running::Lfs { server, remote }
+        }
+        Tool::Dits => {
+            let why = ctx
+                .dits_missing
+                .clone()
+                .or_else(|| dits_serve::unavailable(&runner, &dir));
+            if let Some(why) = why {
+                eprintln!("Dits: SKIPPED: {why}");
+                return Ok(Outcome::Skipped { tool, why });
+            }
+            runner.git(&dir, &["dits", "install", "--global", "-q"])?;
+            let root = dir.join("server");
+            fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+            let token = dits_serve::add_token(&runner, &root, REPO)?;
+            eprintln!("{name}: starting git dits serve");
+            let server = dits_serve::start(&runner, &ctx.bin, &root, &dir.join("serve"))?;
+            let creds = dir.join("creds");
+            fs::write(&creds, dits_serve::credential_line(server.port, &token))
+                .with_context(|| format!("writing {}", creds.display()))?;
+            // git runs the helper through the shell: the path is single-quoted.
+            let creds_path = creds.display().to_string();
+            if creds_path.contains('\'') {
+                bail!("the scratch path {creds_path:?} holds a single quote");
+            }
+            runner.git(
+                &dir,
+                &[
+                    "config",
+                    "--global",
+                    "credential.helper",
+                    &format!("store --file='{creds_path}'"),
+                ],
+            )?;
+            Running::Dits(server)
+        }
+        Tool::Git => bail!("plain git has no remote case"),
+    };
+    let result = side_cases(ctx, &runner, tool, &dir, &running);
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "{name}: {e:#}\n{}",
+                running.server().log_tail()
+            ))
+        }
+    };
+    drop(running);
+    if !ctx.keep {
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(Outcome::Ran(Box::new(result)))
+}
+
+fn side_cases(
+    ctx: &Ctx,
+    runner: &Runner,
+    tool: Tool,
+    dir: &Path,
+    running: &Running,
+) -> Result<SideResult> {
+    let name = tool.name();
+    let server = running.server();
+    let client = dir.join("client");
+    let file = client.join(FILE);
+
+    // The client repository, its first commit and the file, committed untimed.
+    fs::create_dir_all(&client).with_context(|| format!("creating {}", client.display()))?;
+    runner.git(&client, &["init", "-q", "-b", "main"])?;
+    runner.git(&client, &["config", "gc.auto", "0"])?;
+    runner.git(&client, &["config", "maintenance.auto", "false"])?;
+    match running {
+        Running::Lfs { server, .. } => {
+            runner.git(&client, &["lfs", "install", "--local"])?;
+            runner.git(&client, &["lfs", "track", "*.bin"])?;
+            // The LFS endpoint travels with the repository, so a clone finds it.
+            let lfsconfig = format!("[lfs]\n\turl = {}\n", server.lfs_url(REPO));
+            fs::write(client.join(".lfsconfig"), lfsconfig).context("writing .lfsconfig")?;
+            runner.git(&client, &["add", ".lfsconfig"])?;
+            // giftless has no locking API; without this each push first asks for it (404).
+            runner.git(&client, &["config", "lfs.locksverify", "false"])?;
+        }
+        Running::Dits(_) => {
+            runner.git(&client, &["dits", "install", "--local", "-q"])?;
+            runner.git(&client, &["dits", "track", "*.bin"])?;
+        }
+    }
+    runner.git(&client, &["add", ".gitattributes"])?;
+    runner.git(&client, &["commit", "-q", "-m", "init"])?;
+    runner.git(&client, &["remote", "add", "origin", &running.url()])?;
+    fs::copy(&ctx.source, &file).with_context(|| format!("copying to {}", file.display()))?;
+    eprintln!("{name}: git add + commit (untimed)");
+    runner.git(&client, &["add", FILE])?;
+    runner.git(&client, &["commit", "-q", "-m", "v0"])?;
+
+    // (a) The first push.
+    eprintln!("{name}: first push");
+    let push = step(
+        runner.git_command(&client, &["push", "-q", "-u", "origin", "main"]),
+        server,
+    )?;
+
+    // (b) A fresh clone with checkout, verified byte for byte; (d) its disk use.
+    eprintln!("{name}: fresh clone");
+    let url = running.url();
+    let clone = dir.join("clone");
+    let mut cmd = runner.git_command(dir, &["clone", "-q", &url]);
+    cmd.arg(&clone);
+    let clone_step = step(cmd, server)?;
+    verify(
+        &clone.join(FILE),
+        &ctx.source_hash,
+        &format!("{name} clone"),
+    )?;
+    let (total, git) = wire::clone_disk(&clone)?;
+    let mut clones = vec![CloneResult {
+        how: "`git clone`".into(),
+        step: clone_step,
+        disk: Disk { total, git },
+    }];
+    if tool == Tool::Lfs {
+        // The other way to clone with LFS: pointers first, then a batch download that writes
+        // the files itself, outside git (no smudge through git's memory).
+        eprintln!("{name}: skip-smudge clone + git lfs pull");
+        let alt = dir.join("clone-pull");
+        let mut cmd = runner.command("sh", dir);
+        cmd.args([
+            "-c",
+            r#"GIT_LFS_SKIP_SMUDGE=1 "$1" clone -q "$2" "$3" && cd "$3" && "$1" lfs pull"#,
+            "sh",
+        ])
+        .arg(&ctx.git)
+        .arg(&url)
+        .arg(&alt);
+        let alt_step = step(cmd, server)?;
+        verify(
+            &alt.join(FILE),
+            &ctx.source_hash,
+            "LFS skip-smudge clone + pull",
+        )?;
+        let (total, git) = wire::clone_disk(&alt)?;
+        clones.push(CloneResult {
+            how: "`GIT_LFS_SKIP_SMUDGE=1 git clone` + `git lfs pull`".into(),
+            step: alt_step,
+            disk: Disk { total, git },
+        });
+        fs::remove_dir_all(&alt).with_context(|| format!("removing {}", alt.display()))?;
+    }
+    // What a person does in a new clone (untimed): the tool's hooks.
+    match tool {
+        Tool::Dits => runner.git(&clone, &["dits", "install", "--local", "-q"])?,
+        _ => runner.git(&clone, &["lfs", "install", "--local"])?,
+    };
+
+    // (c) The edit sequence, each committed (untimed) and pushed (timed).
+    let mut edits = Vec::new();
+    for (i, edit) in Edit::sequence().into_iter().enumerate() {
+        eprintln!("{name}: edit {}, commit, push", edit.label());
+        edit.apply(&file, &format!("edit-{i}"))?;
+        runner.git(&client, &["add", FILE])?;
+        runner.git(&client, &["commit", "-q", "-m", &edit.label()])?;
+        let push = step(runner.git_command(&client, &["push", "-q"]), server)?;
+        edits.push(EditPush { edit, push });
+    }
+    let final_hash = content::hash_file(&file)?;
+
+    // The clone pulls all five edits and ends with the last version, byte for byte.
+    eprintln!("{name}: pull of the five edits into the clone");
+    let pull = step(
+        runner.git_command(&clone, &["pull", "-q", "--ff-only"]),
+        server,
+    )?;
+    verify(&clone.join(FILE), &final_hash, &format!("{name} pull"))?;
+
+    let server_store = wire::allocated_bytes(running.store())?;
+    let server_peak_rss_kib = server.usage().peak_rss_kib;
+    Ok(SideResult {
+        tool,
+        push,
+        clones,
+        edits,
+        pull,
+        server_store,
+        server_peak_rss_kib,
+        server: running.describe(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Result<Args> {
+        parse_args(v.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn tools_flag() -> Result<()> {
+        assert_eq!(args(&[])?.tools, vec![Tool::Lfs, Tool::Dits]);
+        assert_eq!(args(&["--tools", "lfs"])?.tools, vec![Tool::Lfs]);
+        assert!(args(&["--tools", "git"]).is_err());
+        assert_eq!(args(&["--size-mib", "100"])?.size_mib, 100);
+        assert!(args(&["--size-mib", "1"]).is_err());
+        Ok(())
+    }
+}
