@@ -22,6 +22,7 @@ pub mod store;
 #[cfg(test)]
 mod test_data;
 pub mod transfer;
+pub mod wire;
 
 pub use id::{ChunkId, FileId};
 pub use manifest::Manifest;

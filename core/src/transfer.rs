@@ -4,7 +4,7 @@
 
 use crate::id::FileId;
 use crate::manifest::Manifest;
-use crate::store::{ChunkSink, ChunkSource, StoreError};
+use crate::store::{ChunkSink, ChunkSource, DiskStore, StoreError};
 
 /// Copies the manifest of `id` and every chunk it needs that `dest` lacks. Chunks are committed
 /// before the manifest, as in ingest, so a crash never leaves a manifest without its chunks.
@@ -29,13 +29,92 @@ pub fn import_file<S: ChunkSource + ?Sized, D: ChunkSink>(
     Ok(manifest)
 }
 
-/// Makes `id` available in `local`, importing it from the first of `sources` that has it.
-/// Returns the manifest, or the local store's own error if no source has it.
+/// Somewhere content missing locally can come from: another repository's store on this
+/// machine, or a Dits server (implemented by the network crate).
+pub trait FileSource: Send + Sync {
+    /// For messages: a path or a URL.
+    fn describe(&self) -> String;
+    /// Copies the manifest of `id` and every chunk `local` lacks into `local`, verified.
+    fn fetch_into(&self, local: &DiskStore, id: &FileId) -> Result<Manifest, FetchError>;
+}
+
+/// Why a source could not provide a file.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{source_name} does not have it")]
+    NotThere { source_name: String },
+    #[error("{source_name}: {message}")]
+    Failed {
+        source_name: String,
+        message: String,
+        retryable: bool,
+    },
+}
+
+impl FileSource for DiskStore {
+    fn describe(&self) -> String {
+        self.root().display().to_string()
+    }
+
+    fn fetch_into(&self, local: &DiskStore, id: &FileId) -> Result<Manifest, FetchError> {
+        if !self.has_manifest(id) {
+            return Err(FetchError::NotThere {
+                source_name: self.describe(),
+            });
+        }
+        let failed = |e: StoreError| FetchError::Failed {
+            source_name: self.describe(),
+            retryable: e.is_transient(),
+            message: e.to_string(),
+        };
+        let mut writer = local.writer().map_err(failed)?;
+        import_file(self, &mut writer, id).map_err(failed)
+    }
+}
+
+/// The store of a repository on this machine (a local-path remote), opened on first need:
+/// loading another repository's indexes is wasted work for the many runs that find
+/// everything locally.
+pub struct LocalSource {
+    root: std::path::PathBuf,
+    store: std::sync::OnceLock<Option<DiskStore>>,
+}
+
+impl LocalSource {
+    pub fn new(root: std::path::PathBuf) -> LocalSource {
+        LocalSource {
+            root,
+            store: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl FileSource for LocalSource {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn fetch_into(&self, local: &DiskStore, id: &FileId) -> Result<Manifest, FetchError> {
+        match self
+            .store
+            .get_or_init(|| DiskStore::open_existing(&self.root))
+        {
+            Some(store) => store.fetch_into(local, id),
+            None => Err(FetchError::NotThere {
+                source_name: self.describe(),
+            }),
+        }
+    }
+}
+
+/// Makes `id` available in `local`, fetching it from the first of `sources` that has it.
+/// Returns the manifest; if no source has it, the local store's error, with what each source
+/// said appended so the user sees why (a refused token, a server that is down).
 pub fn ensure_local(
-    local: &crate::store::DiskStore,
-    sources: &[crate::store::DiskStore],
+    local: &DiskStore,
+    sources: &[std::sync::Arc<dyn FileSource>],
     id: &FileId,
-) -> Result<Manifest, StoreError> {
+) -> Result<Manifest, EnsureError> {
     let missing = match local.read_manifest(id) {
         Ok(m) => match m.chunks.iter().find(|c| !local.has_chunk(&c.id)) {
             None => return Ok(m),
@@ -43,20 +122,81 @@ pub fn ensure_local(
         },
         Err(e) => e,
     };
+    let mut tried = Vec::new();
     for source in sources {
-        if !source.has_manifest(id) {
-            continue;
-        }
-        let mut writer = local.writer()?;
-        match import_file(source, &mut writer, id) {
+        match source.fetch_into(local, id) {
             Ok(m) => {
-                tracing::debug!("imported {id} from {}", source.root().display());
+                tracing::debug!("fetched {id} from {}", source.describe());
                 return Ok(m);
             }
-            Err(e) => tracing::warn!("cannot import {id} from {}: {e}", source.root().display()),
+            Err(e @ FetchError::NotThere { .. }) => tracing::debug!("{id}: {e}"),
+            Err(e) => {
+                tracing::warn!("cannot fetch {id}: {e}");
+                tried.push(e.to_string());
+            }
         }
     }
-    Err(missing)
+    Err(EnsureError { missing, tried })
+}
+
+/// Content that is neither local nor obtainable from any source.
+#[derive(Debug, thiserror::Error)]
+#[error("{missing}{}", tried.iter().map(|t| format!("; {t}")).collect::<String>())]
+pub struct EnsureError {
+    pub missing: StoreError,
+    /// What failed sources said (sources that simply lack the content are not listed).
+    pub tried: Vec<String>,
+}
+
+/// Why a top-level manifest received from a peer was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error("manifest is invalid: {0}")]
+    Invalid(#[from] crate::manifest::ManifestError),
+    #[error("manifest of {file} needs {} objects that were not uploaded (first: {})", missing.len(), missing[0])]
+    Missing {
+        file: FileId,
+        missing: Vec<crate::id::ChunkId>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Stores a top-level manifest sent by a peer, but only once its groups and every chunk they
+/// list are in `store` (committed). This is the
+/// server's half of the rule "chunks first, manifest after".
+pub fn accept_manifest_top(store: &DiskStore, top_bytes: &[u8]) -> Result<Manifest, AcceptError> {
+    let top = crate::manifest::TopManifest::decode(top_bytes)?;
+    store.refresh()?;
+    let file = top.file_id;
+    let missing: Vec<_> = top
+        .groups
+        .iter()
+        .map(|g| g.id)
+        .filter(|id| !store.has_chunk(id))
+        .collect();
+    if !missing.is_empty() {
+        return Err(AcceptError::Missing { file, missing });
+    }
+    let groups = top
+        .groups
+        .iter()
+        .map(|g| store.read_chunk(&g.id))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Decoding checked that the groups add up to the size, assembling that each group adds
+    // up to what the top level says.
+    let manifest = Manifest::assemble(top, &groups)?;
+    let missing: Vec<_> = manifest
+        .chunks
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| !store.has_chunk(id))
+        .collect();
+    if !missing.is_empty() {
+        return Err(AcceptError::Missing { file, missing });
+    }
+    store.write_manifest_top(&file, top_bytes)?;
+    Ok(manifest)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use dits_core::store::DiskStore;
-use dits_core::transfer::ensure_local;
+use dits_core::transfer::{ensure_local, FileSource};
 use dits_core::FileId;
 
 #[derive(Default)]
@@ -33,7 +33,11 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl Delayer {
-    pub fn new(store: Arc<DiskStore>, sources: Arc<Vec<DiskStore>>, threads: usize) -> Delayer {
+    pub fn new(
+        store: Arc<DiskStore>,
+        sources: Arc<Vec<Arc<dyn FileSource>>>,
+        threads: usize,
+    ) -> Delayer {
         let state: Shared = Arc::default();
         let (tx, rx) = mpsc::channel::<(Vec<u8>, FileId)>();
         let rx = Arc::new(Mutex::new(rx));

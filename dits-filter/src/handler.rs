@@ -13,7 +13,7 @@ use dits_core::pointer::{Pointer, PointerError, MAX_LEN};
 use dits_core::progress::Silent;
 use dits_core::reader::ManifestReader;
 use dits_core::store::{ChunkSource, DiskStore, StoreOptions};
-use dits_core::transfer::ensure_local;
+use dits_core::transfer::{ensure_local, FileSource};
 
 use crate::deferred::Journal;
 use crate::delay::Delayer;
@@ -34,18 +34,27 @@ pub struct FilterConfig {
     pub skip_smudge: bool,
     /// Where to record deferred files so a hook can finish them if this process dies.
     pub journal_dir: Option<PathBuf>,
-    /// Other stores to import missing content from (stores of local-path remotes).
-    pub sources: Vec<PathBuf>,
+    /// Where missing content can come from: stores of local-path remotes, Dits servers.
+    pub sources: Sources,
     /// Where records of files Dits wrote are kept (see `stat_record`).
     pub stat_records: Option<PathBuf>,
+}
+
+/// Sources of missing content, each opened (or connected) only when first asked.
+#[derive(Clone, Default)]
+pub struct Sources(pub Arc<Vec<Arc<dyn FileSource>>>);
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|s| s.describe()))
+            .finish()
+    }
 }
 
 pub struct DitsHandler {
     config: FilterConfig,
     store: Arc<DiskStore>,
-    /// Opened on first need: loading another repository's indexes is wasted work for the
-    /// many filter sessions that find everything locally.
-    sources: Option<Arc<Vec<DiskStore>>>,
     delayer: Option<Delayer>,
     /// Pointers of delayed paths: git asks for them again with an empty content.
     delayed: std::collections::HashMap<Vec<u8>, Pointer>,
@@ -62,7 +71,6 @@ impl DitsHandler {
             journal: config.journal_dir.clone().map(Journal::new),
             config,
             store,
-            sources: None,
             delayer: None,
             delayed: std::collections::HashMap::new(),
             deferred: Vec::new(),
@@ -168,7 +176,7 @@ impl DitsHandler {
             .filter(|m| m.chunks.iter().all(|c| self.store.has_chunk(&c.id)));
         let manifest = match local {
             Some(m) => m,
-            None if req.can_delay && !self.config.sources.is_empty() => {
+            None if req.can_delay && !self.config.sources.0.is_empty() => {
                 // Fetch on a worker while git sends the next files.
                 let threads = std::thread::available_parallelism()
                     .map_or(2, |n| n.get())
@@ -206,12 +214,8 @@ impl DitsHandler {
 }
 
 impl DitsHandler {
-    fn sources(&mut self) -> Arc<Vec<DiskStore>> {
-        let paths = &self.config.sources;
-        let opened = self.sources.get_or_insert_with(|| {
-            Arc::new(paths.iter().filter_map(DiskStore::open_existing).collect())
-        });
-        Arc::clone(opened)
+    fn sources(&self) -> Arc<Vec<Arc<dyn FileSource>>> {
+        Arc::clone(&self.config.sources.0)
     }
 
     /// The pointer of a file Dits wrote itself and that is unchanged since, if this is one.

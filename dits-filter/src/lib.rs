@@ -15,4 +15,4 @@ pub mod server;
 mod spool;
 pub mod stat_record;
 
-pub use handler::{DitsHandler, FilterConfig};
+pub use handler::{DitsHandler, FilterConfig, Sources};

@@ -35,6 +35,37 @@ pub struct Scope {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ServeAction {
+    /// Manage access tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Print the certificate fingerprint clients pin (creating the certificate if needed).
+    Fingerprint,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print it (the only time it is shown).
+    Add {
+        /// Repository path it covers: `team/film`, `team/*`, or `*`.
+        #[arg(long)]
+        repo: String,
+        /// Allow pushing (default: read only).
+        #[arg(long)]
+        write: bool,
+        /// A name to recognise and revoke it by.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List tokens (hash prefix, rights, pattern, label).
+    List,
+    /// Revoke tokens by label or hash prefix.
+    Revoke { which: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Configure git to use Dits: filter, diff and merge drivers, and hooks.
     ///
@@ -98,6 +129,54 @@ pub enum Cmd {
     },
     /// Print the content of a tracked file at a revision (REV:PATH, or :PATH for the index).
     Cat { spec: String },
+    /// Upload the content of tracked files to the Dits server (what the pre-push hook does).
+    ///
+    /// The server is REMOTE if it is a dits:// remote, else `dits.url` (git config or a
+    /// committed .ditsconfig). Only what the server lacks is sent.
+    Push {
+        /// A remote name or dits:// URL (default: origin if it is dits://, else dits.url).
+        remote: Option<String>,
+        /// Revisions whose files to upload (default: all branches, tags and HEAD).
+        #[arg(long = "rev", value_name = "REV")]
+        revs: Vec<String>,
+    },
+    /// Download the content of tracked files at REFs into the local store, without touching
+    /// the work tree (default: HEAD).
+    Fetch {
+        /// The Dits server: a remote name or dits:// URL.
+        #[arg(long)]
+        remote: Option<String>,
+        refs: Vec<String>,
+    },
+    /// Download the content of tracked files in the work tree (all, or under PATHs) and write
+    /// the files that are still pointers (after `GIT_DITS_SKIP_SMUDGE=1 git clone`).
+    Pull {
+        /// The Dits server: a remote name or dits:// URL.
+        #[arg(long)]
+        remote: Option<String>,
+        paths: Vec<PathBuf>,
+    },
+    /// Run a Dits server: bare Git repositories and chunk stores under --root, over QUIC.
+    ///
+    /// Prints `listening ADDR` and `fingerprint blake3:...` on stdout once ready; clients pin
+    /// that fingerprint (or trust it on first use). Access needs a token: create one with
+    /// `git dits serve --root DIR token add --repo team/film --write`. Stops on SIGINT/SIGTERM.
+    Serve {
+        /// Directory for repositories, chunks, tokens and the certificate (created if needed).
+        #[arg(long, value_name = "DIR", global = true)]
+        root: Option<PathBuf>,
+        /// UDP address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7418")]
+        listen: String,
+        /// PEM certificate chain to use instead of the generated self-signed one.
+        #[arg(long, requires = "key", value_name = "FILE")]
+        cert: Option<PathBuf>,
+        /// PEM private key for --cert.
+        #[arg(long, requires = "cert", value_name = "FILE")]
+        key: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<ServeAction>,
+    },
     /// textconv for `git diff`/`git log -p`: a readable summary instead of binary noise.
     #[command(hide = true)]
     DiffTextconv { file: PathBuf },

@@ -62,7 +62,7 @@ fn config(repo: &Repo, one_shot: bool) -> Result<FilterConfig> {
         },
         skip_smudge: settings.skip_smudge,
         journal_dir: (!one_shot).then(|| repo.journal_dir()),
-        sources: repo.source_stores(),
+        sources: dits_filter::Sources(std::sync::Arc::new(repo.open_sources())),
         stat_records: Some(repo.stat_record_dir()),
     })
 }

@@ -3,7 +3,10 @@
 mod cli;
 mod cmd;
 pub mod filter;
+pub mod helper;
 mod progress;
+pub mod reachable;
+pub mod remote;
 pub mod repo;
 pub mod tracked;
 

@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use dits_core::chunker::ChunkerParams;
+use std::sync::Arc;
+
 use dits_core::store::{DiskStore, StoreOptions};
+use dits_core::transfer::{FileSource, LocalSource};
+use git_remote_dits::client::RemoteSource;
 
 /// Settings from `git config` (and the environment), with their defaults.
 #[derive(Debug, Clone)]
@@ -167,12 +171,17 @@ impl Repo {
         out
     }
 
-    /// Opened stores of [`Self::source_stores`].
-    pub fn open_sources(&self) -> Vec<DiskStore> {
-        self.source_stores()
-            .into_iter()
-            .filter_map(DiskStore::open_existing)
-            .collect()
+    /// Everywhere missing content may come from, nearest first: stores of local-path
+    /// remotes, then Dits servers. Nothing is opened or connected until first asked.
+    pub fn open_sources(&self) -> Vec<Arc<dyn FileSource>> {
+        let mut out: Vec<Arc<dyn FileSource>> = Vec::new();
+        for path in self.source_stores() {
+            out.push(Arc::new(LocalSource::new(path)));
+        }
+        for url in crate::remote::all_servers(self) {
+            out.push(Arc::new(RemoteSource::new(url)));
+        }
+        out
     }
 
     pub fn chunker_params(&self) -> ChunkerParams {

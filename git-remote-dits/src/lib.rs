@@ -1,1 +1,19 @@
+//! Dits networking: the QUIC side of the wire protocol (frames are encoded by
+//! `dits_core::wire`), the client [`client::Session`], the server behind `git dits serve`,
+//! and the git remote helper loop behind `git-remote-dits`.
+//!
+//! Everything here is driven by tokio; public client methods block, so callers stay
+//! synchronous. See docs/protocol.md for the protocol.
+#![deny(clippy::print_stdout)]
 
+pub mod client;
+pub mod error;
+mod frames;
+pub mod helper;
+pub mod server;
+pub mod tls;
+pub mod url;
+
+pub use client::Session;
+pub use error::NetError;
+pub use url::DitsUrl;

@@ -1,8 +1,11 @@
-//! `git-remote-dits`: the remote helper for dits:// URLs (not built yet: see issue "Share it").
+//! `git-remote-dits`: the git remote helper for `dits://` URLs. All logic is in the
+//! libraries (`git_dits::helper`, `git_remote_dits::helper`).
 #![deny(clippy::print_stdout)]
 
-fn main() -> std::process::ExitCode {
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
     dits::init_logging("git-remote-dits");
-    eprintln!("git-remote-dits: dits:// remotes are not implemented yet; hint: use a file:// or ssh remote for now");
-    std::process::ExitCode::from(128)
+    dits::init_interrupt();
+    git_dits::helper::main()
 }

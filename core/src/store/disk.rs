@@ -431,6 +431,18 @@ impl DiskStore {
         fsio::create_once(&self.manifest_path(id), top)
     }
 
+    /// The stored top-level manifest bytes of `id`, as sent to peers (they verify them).
+    pub fn read_manifest_top(&self, id: &FileId) -> Result<Vec<u8>, StoreError> {
+        let path = self.manifest_path(id);
+        match fs::read(&path) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::ManifestMissing { id: *id })
+            }
+            Err(e) => Err(StoreError::io(path, e)),
+        }
+    }
+
     /// Removes a manifest that fails to decode, so the file can be added again.
     pub fn remove_manifest(&self, id: &FileId) -> Result<(), StoreError> {
         let path = self.manifest_path(id);

@@ -147,13 +147,3 @@ pub fn restage(repo: &Repo, files: &[(PathBuf, Pointer)]) {
         _ => {}
     }
 }
-
-pub fn hook(name: &str, _args: &[String]) -> Result<ExitCode> {
-    match name {
-        "post-checkout" | "post-merge" => run(&[], true, true),
-        other => {
-            tracing::debug!("no Dits action for hook {other}");
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}

@@ -29,6 +29,7 @@ pub const HOOKS: &[(&str, &str)] = &[
         include_str!("../../../hooks/post-checkout"),
     ),
     ("post-merge", include_str!("../../../hooks/post-merge")),
+    ("pre-push", include_str!("../../../hooks/pre-push")),
 ];
 
 /// Marks a hook file as written by Dits, so we may replace or remove it.

@@ -5,12 +5,15 @@ mod checkout;
 mod diff;
 mod env;
 mod fsck;
+mod hooks;
 mod install;
 mod ls_files;
 mod merge;
 mod pointer;
+mod serve;
 mod stats;
 mod status;
+mod sync;
 mod track;
 
 use std::process::{Command, ExitCode};
@@ -43,7 +46,23 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
             theirs,
             path,
         } => merge::run(base, ours, theirs, path.as_deref()),
-        Cmd::Hook { name, args } => checkout::hook(name, args),
+        Cmd::Hook { name, args } => hooks::run(name, args),
+        Cmd::Push { remote, revs } => sync::push(remote.as_deref(), revs, quiet),
+        Cmd::Fetch { remote, refs } => sync::fetch(remote.as_deref(), refs, quiet),
+        Cmd::Pull { remote, paths } => sync::pull(remote.as_deref(), paths, quiet),
+        Cmd::Serve {
+            root,
+            listen,
+            cert,
+            key,
+            action,
+        } => serve::run(
+            root.as_deref(),
+            listen,
+            cert.as_deref(),
+            key.as_deref(),
+            action.as_ref(),
+        ),
     }
 }
 

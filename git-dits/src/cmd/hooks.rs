@@ -1,0 +1,174 @@
+//! Hooks: `pre-push` on clients (content before commits), `update` on the server (refuse a
+//! ref whose commits reference content the server lacks), and the checkout hooks.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use dits_core::store::{ChunkSource, DiskStore};
+use dits_core::transfer::import_file;
+use git_remote_dits::Session;
+
+use crate::reachable;
+use crate::remote::configured_url;
+use crate::repo::Repo;
+
+pub fn run(name: &str, args: &[String]) -> Result<ExitCode> {
+    match name {
+        "post-checkout" | "post-merge" => super::checkout::run(&[], true, true),
+        "pre-push" => pre_push(args),
+        "update" => update(args),
+        other => {
+            tracing::debug!("no Dits action for hook {other}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn is_zero(oid: &str) -> bool {
+    oid.bytes().all(|b| b == b'0')
+}
+
+/// `pre-push <remote> <url>`, stdin: `<local ref> <local oid> <remote ref> <remote oid>`.
+/// Makes sure the content of every tracked file the pushed commits add exists somewhere the
+/// remote's users can get it, before git sends anything.
+fn pre_push(args: &[String]) -> Result<ExitCode> {
+    let remote = args.first().cloned().unwrap_or_default();
+    let url = args.get(1).cloned().unwrap_or_else(|| remote.clone());
+    if url.starts_with("dits://") {
+        // The remote helper uploads the content itself, on the same connection.
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (mut include, mut exclude) = (Vec::new(), Vec::new());
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let [_, local, _, remote_oid] = f[..] {
+            if !is_zero(local) {
+                include.push(local.to_owned());
+            }
+            if !is_zero(remote_oid) {
+                exclude.push(remote_oid.to_owned());
+            }
+        }
+    }
+    if !remote.contains('/') && !remote.contains(':') {
+        exclude.push(format!("--remotes={remote}"));
+    }
+    let found: Vec<_> = reachable::pointers(&include, &exclude)?
+        .into_iter()
+        .filter(|f| f.pointer.size > 0)
+        .collect();
+    if found.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let repo = Repo::discover()?;
+    if let Some(dest) = local_store_of(&repo, &url) {
+        return copy_to_local(&repo, &dest, &found);
+    }
+    let Some((server, origin)) = configured_url(&repo)? else {
+        let mut names: Vec<&str> = found.iter().map(|f| f.path.as_str()).take(5).collect();
+        if found.len() > 5 {
+            names.push("...");
+        }
+        eprintln!(
+            "error: this push would publish {} tracked file(s) whose content exists only on this machine: {}\nhint: name your Dits server with `git config dits.url dits://host[:port]/repo` (or commit that in .ditsconfig) and push again\nhint: `git push --no-verify` skips this check",
+            found.len(),
+            names.join(", ")
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let url = git_remote_dits::DitsUrl::parse(&server).with_context(|| format!("{origin}"))?;
+    let session =
+        Session::connect(&url).with_context(|| format!("connecting to {url} ({origin})"))?;
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    crate::helper::upload(&repo, &session, &include, &exclude, progress)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Dits store of a remote that is a repository on this machine (a path or file:// URL).
+fn local_store_of(repo: &Repo, url: &str) -> Option<PathBuf> {
+    let path = match url.strip_prefix("file://") {
+        Some(p) => PathBuf::from(p),
+        None if url.contains("://") || url.contains(':') && !url.starts_with('/') => return None,
+        None => PathBuf::from(url),
+    };
+    let path = if path.is_absolute() {
+        path
+    } else {
+        repo.work_tree().ok()?.join(path)
+    };
+    if path.join(".git").is_dir() {
+        Some(path.join(".git").join("dits"))
+    } else if path.join("HEAD").is_file() {
+        Some(path.join("dits"))
+    } else {
+        None
+    }
+}
+
+fn copy_to_local(
+    repo: &Repo,
+    dest: &std::path::Path,
+    found: &[reachable::Found],
+) -> Result<ExitCode> {
+    let local = repo.open_store()?;
+    let target = DiskStore::open(dest, local.options())
+        .with_context(|| format!("opening the Dits store at {}", dest.display()))?;
+    for f in found {
+        if target.has_manifest(&f.pointer.id) {
+            continue;
+        }
+        let mut writer = target.writer()?;
+        import_file(&local, &mut writer, &f.pointer.id).with_context(|| {
+            format!(
+                "cannot copy the content of {} ({}) to {}",
+                f.path,
+                f.pointer.id,
+                dest.display()
+            )
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Server side, run by `git receive-pack` once per ref: `update <ref> <old> <new>`. The
+/// objects of the push are visible (git's quarantine); the ref moves only if we exit 0.
+fn update(args: &[String]) -> Result<ExitCode> {
+    let [refname, _old, new] = args else {
+        anyhow::bail!("usage: git dits hook update <ref> <old> <new>");
+    };
+    if is_zero(new) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let git_dir = PathBuf::from(std::env::var_os("GIT_DIR").unwrap_or_else(|| ".".into()));
+    let store = DiskStore::open_existing(git_dir.join("dits"));
+    // Refs that exist already satisfy the rule (they passed this hook), so only what the new
+    // commits add is checked.
+    let found = reachable::pointers(std::slice::from_ref(new), &["--all".to_owned()])?;
+    let missing: Vec<_> = found
+        .iter()
+        .filter(|f| f.pointer.size > 0)
+        .filter(|f| {
+            !store
+                .as_ref()
+                .is_some_and(|s| s.has_manifest(&f.pointer.id))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "dits: refusing {refname}: the content of {} tracked file(s) is not on this server:",
+        missing.len()
+    );
+    for f in missing.iter().take(20) {
+        eprintln!("dits:   {} (file {})", f.path, f.pointer.id.short());
+    }
+    if missing.len() > 20 {
+        eprintln!("dits:   ... and {} more", missing.len() - 20);
+    }
+    eprintln!("dits: hint: push with git-dits installed so content goes first (`git dits push`), or fetch the missing content with `git dits pull` and push again");
+    Ok(ExitCode::from(1))
+}

@@ -1,0 +1,116 @@
+//! `git-remote-dits`, the remote helper git runs for `dits://` URLs. The protocol loop lives
+//! in `git_remote_dits::helper`; this side knows the repository: before a push reaches the
+//! server it uploads the content of every tracked file the new commits reference.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use dits_core::FileId;
+use git_remote_dits::helper::{PushPreparer, RefUpdate};
+use git_remote_dits::Session;
+
+use crate::progress::Bar;
+use crate::reachable;
+use crate::repo::Repo;
+
+const USAGE: &str = "\
+usage: git-remote-dits <remote> [<url>]
+
+Git runs this for dits:// remotes (gitremote-helpers(7)); you do not run it yourself.
+  git remote add origin dits://host[:port]/team/film
+  git push origin main      # uploads tracked content first, then the commits
+  git clone dits://host[:port]/team/film
+See `git dits --help` and docs/protocol.md.
+";
+
+/// Entry point of the `git-remote-dits` binary.
+pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
+        // Run by hand: the usage is the answer, on stdout as for any --help.
+        let _ = io::stdout().write_all(USAGE.as_bytes());
+        return if args.is_empty() {
+            ExitCode::from(129)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let remote = args[0].clone();
+    let url = args.get(1).cloned().unwrap_or_else(|| remote.clone());
+    let mut uploader = Uploader { remote };
+    // The same buffered reader serves the helper commands and then the tunnel, so no byte
+    // git sent can be stranded in a buffer the tunnel does not see.
+    let stdin = io::BufReader::with_capacity(256 << 10, io::stdin());
+    let stdout = io::stdout();
+    match git_remote_dits::helper::run(&url, stdin, stdout, &mut uploader) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fatal: {e}");
+            ExitCode::from(128)
+        }
+    }
+}
+
+struct Uploader {
+    remote: String,
+}
+
+impl PushPreparer for Uploader {
+    fn before_push(
+        &mut self,
+        session: &Session,
+        updates: &[RefUpdate],
+        progress: bool,
+    ) -> Result<(), String> {
+        let repo = Repo::discover().map_err(|e| format!("{e:#}"))?;
+        let include: Vec<String> = updates.iter().map(|u| u.new.clone()).collect();
+        let mut exclude: Vec<String> = updates
+            .iter()
+            .filter(|u| u.old.bytes().any(|b| b != b'0'))
+            .map(|u| u.old.clone())
+            .collect();
+        // What the remote had at the last fetch is there already (the server's hook saw to
+        // it); a remote given as a bare URL has no tracking refs.
+        if !self.remote.contains("://") {
+            exclude.push(format!("--remotes={}", self.remote));
+        }
+        upload(&repo, session, &include, &exclude, progress).map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// Uploads the content of pointers reachable from `include` but not `exclude`.
+pub fn upload(
+    repo: &Repo,
+    session: &Session,
+    include: &[String],
+    exclude: &[String],
+    progress: bool,
+) -> anyhow::Result<()> {
+    let found = reachable::pointers(include, exclude)?;
+    let files: Vec<(FileId, String)> = found
+        .iter()
+        .filter(|f| f.pointer.size > 0)
+        .map(|f| (f.pointer.id, f.path.clone()))
+        .collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    let store = repo.open_store()?;
+    let bar = Bar::bytes(!progress, "dits: upload");
+    let stats = session.push_files(&store, &files, &bar).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; hint: content cloned without data can be fetched with `git dits pull`, then push again"
+        )
+    })?;
+    bar.finish();
+    if progress && stats.files_sent > 0 {
+        eprintln!(
+            "dits: sent the content of {} file(s) to {}: {} in {} chunk(s) (the server had the rest)",
+            stats.files_sent,
+            session.url(),
+            crate::cmd::human(stats.bytes_sent),
+            stats.chunks_sent
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Pointers in a range of history: which tracked files a push must send, a fetch must bring,
+//! or the server's hook must find. Git's own `rev-list --objects` walks the range (gix has no
+//! equivalent of its `--not`/`--ignore-missing`/`--filter` set operations) and `cat-file`
+//! reads the small blobs; both honour the object quarantine git sets up for hooks.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+use dits_core::pointer::MAX_LEN;
+use dits_core::Pointer;
+
+/// A pointer found in history, with one path it appears under (for messages).
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub pointer: Pointer,
+    pub path: String,
+}
+
+/// Pointers in blobs reachable from `include` but not from `exclude` (revisions or
+/// rev-list pseudo-options such as `--remotes=origin`), each blob once.
+pub fn pointers(include: &[String], exclude: &[String]) -> Result<Vec<Found>> {
+    if include.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args: Vec<String> = vec![
+        "rev-list".into(),
+        "--objects".into(),
+        "--ignore-missing".into(),
+        // Blobs too large to be pointers are never read.
+        format!("--filter=blob:limit={}", MAX_LEN + 1),
+    ];
+    args.extend(include.iter().cloned());
+    if !exclude.is_empty() {
+        args.push("--not".into());
+        args.extend(exclude.iter().cloned());
+    }
+    let listed = run_capture(&args, None)?;
+    // Objects with a path are trees and blobs; commits have none.
+    let mut candidates = Vec::new();
+    for line in listed.lines() {
+        if let Some((oid, path)) = line.split_once(' ') {
+            candidates.push(format!("{oid} {path}\n"));
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let checked = run_capture(
+        &[
+            "cat-file".into(),
+            "--batch-check=%(objectname) %(objecttype) %(objectsize) %(rest)".into(),
+        ],
+        Some(candidates.concat().into_bytes()),
+    )?;
+    let mut seen = HashSet::new();
+    let mut blobs = Vec::new();
+    for line in checked.lines() {
+        let mut f = line.splitn(4, ' ');
+        let (Some(oid), Some(kind), Some(size)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let path = f.next().unwrap_or("");
+        let small = size.parse::<usize>().is_ok_and(|s| s <= MAX_LEN);
+        if kind == "blob" && small && seen.insert(oid.to_owned()) {
+            blobs.push((oid.to_owned(), path.to_owned()));
+        }
+    }
+    read_pointers(blobs)
+}
+
+/// Reads the candidate blobs with one `git cat-file --batch` and keeps the valid pointers.
+fn read_pointers(blobs: Vec<(String, String)>) -> Result<Vec<Found>> {
+    if blobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut child = Command::new("git")
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running git cat-file --batch")?;
+    let mut stdin = child.stdin.take().context("git cat-file stdin")?;
+    let input: String = blobs.iter().map(|(oid, _)| format!("{oid}\n")).collect();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let mut out = BufReader::new(child.stdout.take().context("git cat-file stdout")?);
+    let mut found = Vec::new();
+    for (oid, path) in &blobs {
+        let mut header = String::new();
+        out.read_line(&mut header)?;
+        let size: usize = header
+            .split(' ')
+            .nth(2)
+            .and_then(|s| s.trim().parse().ok())
+            .with_context(|| format!("git cat-file: unexpected answer {header:?} for {oid}"))?;
+        let mut data = vec![0u8; size + 1];
+        out.read_exact(&mut data)?;
+        data.pop();
+        if let Ok(pointer) = Pointer::parse(&data) {
+            found.push(Found {
+                pointer,
+                path: path.clone(),
+            });
+        }
+    }
+    let _ = writer.join();
+    let _ = child.wait();
+    Ok(found)
+}
+
+fn run_capture(args: &[String], input: Option<Vec<u8>>) -> Result<String> {
+    let mut child = Command::new("git")
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running git {}", args[0]))?;
+    let writer = input.and_then(|bytes| {
+        let mut stdin = child.stdin.take()?;
+        Some(std::thread::spawn(move || stdin.write_all(&bytes)))
+    });
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("running git {}", args[0]))?;
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    anyhow::ensure!(
+        out.status.success(),
+        "git {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    // Paths are only for messages; object names are ASCII.
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

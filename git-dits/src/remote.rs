@@ -1,0 +1,122 @@
+//! Which Dits server holds this repository's content: a `dits://` Git remote, or for a
+//! repository on an ordinary Git host, `dits.url` from git config or from a committed
+//! `.ditsconfig` (so clones and CI find the server without set-up).
+
+use std::process::Command;
+
+use anyhow::Result;
+use git_remote_dits::DitsUrl;
+
+use crate::repo::Repo;
+
+/// Where the content of a push or fetch goes, and how it was chosen (for messages).
+#[derive(Debug, Clone)]
+pub struct DitsServer {
+    pub url: DitsUrl,
+    pub origin: String,
+}
+
+/// The remote's URL as configured (raw: gix need not understand the `dits` scheme).
+fn remote_url(repo: &Repo, name: &str) -> Option<String> {
+    let cfg = repo.repo.config_snapshot();
+    cfg.string(format!("remote.{name}.pushurl").as_str())
+        .or_else(|| cfg.string(format!("remote.{name}.url").as_str()))
+        .map(|v| v.to_string())
+}
+
+/// `dits.url` from git config, else from `.ditsconfig` (committed at HEAD, or in the work
+/// tree before it is committed).
+pub fn configured_url(repo: &Repo) -> Result<Option<(String, &'static str)>> {
+    if let Some(v) = repo.repo.config_snapshot().string("dits.url") {
+        return Ok(Some((v.to_string(), "dits.url")));
+    }
+    let from = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git").args(args).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(v) = from(&["config", "--blob", "HEAD:.ditsconfig", "--get", "dits.url"]) {
+        return Ok(Some((v, ".ditsconfig")));
+    }
+    if let Ok(wt) = repo.work_tree() {
+        let file = wt.join(".ditsconfig");
+        if file.is_file() {
+            let path = file.display().to_string();
+            if let Some(v) = from(&["config", "-f", &path, "--get", "dits.url"]) {
+                return Ok(Some((v, ".ditsconfig")));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The Dits server for `remote` (a Git remote name), or for the repository if `None`: the
+/// remote itself if it is a `dits://` URL, else the configured `dits.url`.
+pub fn server_for(repo: &Repo, remote: Option<&str>) -> Result<Option<DitsServer>> {
+    let names: Vec<String> = match remote {
+        Some(r) => vec![r.to_owned()],
+        None => {
+            let mut names: Vec<String> = repo
+                .repo
+                .remote_names()
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            // origin first: it is what a bare `git push` / `git clone` uses.
+            names.sort_by_key(|n| n != "origin");
+            names
+        }
+    };
+    for name in &names {
+        if let Some(url) = remote_url(repo, name) {
+            if url.starts_with("dits://") {
+                return Ok(Some(DitsServer {
+                    url: DitsUrl::parse(&url)?,
+                    origin: format!("remote {name}"),
+                }));
+            }
+        }
+    }
+    if let Some(r) = remote.filter(|r| r.starts_with("dits://")) {
+        return Ok(Some(DitsServer {
+            url: DitsUrl::parse(r)?,
+            origin: "command line".into(),
+        }));
+    }
+    match configured_url(repo)? {
+        Some((url, origin)) => Ok(Some(DitsServer {
+            url: DitsUrl::parse(&url).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?,
+            origin: origin.into(),
+        })),
+        None => Ok(None),
+    }
+}
+
+/// Every `dits://` URL this repository knows (remotes, then `dits.url`), for fetching.
+pub fn all_servers(repo: &Repo) -> Vec<DitsUrl> {
+    let mut out: Vec<DitsUrl> = Vec::new();
+    let mut names: Vec<String> = repo
+        .repo
+        .remote_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    names.sort_by_key(|n| n != "origin");
+    for name in names {
+        if let Some(url) = remote_url(repo, &name) {
+            if let Ok(u) = DitsUrl::parse(&url) {
+                out.push(u);
+            }
+        }
+    }
+    if let Ok(Some((url, _))) = configured_url(repo) {
+        if let Ok(u) = DitsUrl::parse(&url) {
+            if !out.contains(&u) {
+                out.push(u);
+            }
+        }
+    }
+    out
+}

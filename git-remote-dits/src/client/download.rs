@@ -1,0 +1,243 @@
+//! Fetching files' content: top-level manifests first (checked against the ids asked for),
+//! then the groups and chunks the local store lacks, in batches over parallel streams. Each
+//! chunk is verified against its id before it is stored and each batch is made durable as it
+//! lands, so an interrupted fetch resumes where it stopped.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use dits_core::manifest::TopManifest;
+use dits_core::progress::Progress;
+use dits_core::store::{ChunkSink, ChunkSource, DiskStore};
+use dits_core::wire::{ErrorCode, Message, MAX_IDS_PER_QUERY};
+use dits_core::{ChunkId, FileId, Manifest};
+use tokio::sync::mpsc;
+
+use super::{Session, BATCH_BYTES, STREAMS};
+use crate::error::NetError;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    pub files: usize,
+    /// Files that were not complete locally.
+    pub files_fetched: usize,
+    pub chunks_fetched: u64,
+    /// Chunk payload bytes received.
+    pub bytes_fetched: u64,
+}
+
+/// Whether `id` can be read from `store` without the network.
+pub fn complete_locally(store: &DiskStore, id: &FileId) -> bool {
+    store
+        .read_manifest(id)
+        .is_ok_and(|m| m.chunks.iter().all(|c| store.has_chunk(&c.id)))
+}
+
+impl Session {
+    /// Makes every file in `ids` complete in `store`.
+    pub fn fetch_files(
+        &self,
+        store: &DiskStore,
+        ids: &[FileId],
+        progress: &dyn Progress,
+    ) -> Result<FetchStats, NetError> {
+        let mut seen = HashSet::new();
+        let need: Vec<FileId> = ids
+            .iter()
+            .filter(|id| seen.insert(**id))
+            .filter(|id| !complete_locally(store, id))
+            .copied()
+            .collect();
+        let mut stats = FetchStats {
+            files: seen.len(),
+            files_fetched: need.len(),
+            ..FetchStats::default()
+        };
+        if need.is_empty() {
+            return Ok(stats);
+        }
+        let tops = self.get_tops(&need)?;
+
+        let mut listed = HashSet::new();
+        let groups: Vec<(ChunkId, u64)> = tops
+            .iter()
+            .flat_map(|t| &t.groups)
+            .filter(|g| listed.insert(g.id) && !store.has_chunk(&g.id))
+            .map(|g| (g.id, g.chunks as u64 * 36 + 12))
+            .collect();
+        self.get_chunks(store, groups, &dits_core::progress::Silent)?;
+        let mut manifests = Vec::with_capacity(tops.len());
+        for top in tops {
+            let group_bytes = top
+                .groups
+                .iter()
+                .map(|g| store.read_chunk(&g.id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let id = top.file_id;
+            let m = Manifest::assemble(top, &group_bytes).map_err(|e| NetError::Remote {
+                code: ErrorCode::Internal,
+                message: format!("the server's manifest of {id} is inconsistent: {e}"),
+            })?;
+            manifests.push(m);
+        }
+
+        let chunks: Vec<(ChunkId, u64)> = manifests
+            .iter()
+            .flat_map(|m| &m.chunks)
+            .filter(|c| listed.insert(c.id) && !store.has_chunk(&c.id))
+            .map(|c| (c.id, u64::from(c.len)))
+            .collect();
+        progress.set_total(chunks.iter().map(|(_, len)| len).sum());
+        let (n, bytes) = self.get_chunks(store, chunks, progress)?;
+        stats.chunks_fetched = n;
+        stats.bytes_fetched = bytes;
+
+        let mut writer = store.writer()?;
+        for m in &manifests {
+            writer.put_manifest(m)?;
+        }
+        Ok(stats)
+    }
+
+    /// Fetches top-level manifests, pipelined on one stream, each checked to be the one asked.
+    fn get_tops(&self, ids: &[FileId]) -> Result<Vec<TopManifest>, NetError> {
+        let peer = self.peer();
+        self.block_on(async {
+            let (mut w, mut r) = self.open().await?;
+            let sender = async {
+                for id in ids {
+                    w.send(&Message::GetManifest { id: *id }).await?;
+                }
+                w.finish();
+                Ok::<_, NetError>(())
+            };
+            let receiver = async {
+                let mut tops = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let top = match r.expect("manifest").await? {
+                        Message::ManifestTop { top } => top,
+                        other => return Err(r.unexpected(&other, "manifest")),
+                    };
+                    let top = TopManifest::decode(&top)
+                        .ok()
+                        .filter(|t| t.file_id == *id)
+                        .ok_or_else(|| NetError::Remote {
+                            code: ErrorCode::CorruptChunk,
+                            message: format!(
+                                "{peer} sent an invalid manifest for {id}; nothing was stored"
+                            ),
+                        })?;
+                    tops.push(top);
+                }
+                Ok(tops)
+            };
+            let ((), tops) = tokio::try_join!(sender, receiver)?;
+            Ok(tops)
+        })
+    }
+
+    /// Downloads `wanted` into `store`; returns chunks and bytes received.
+    fn get_chunks(
+        &self,
+        store: &DiskStore,
+        wanted: Vec<(ChunkId, u64)>,
+        progress: &dyn Progress,
+    ) -> Result<(u64, u64), NetError> {
+        if wanted.is_empty() {
+            return Ok((0, 0));
+        }
+        let batches = Mutex::new(into_batches(wanted).into_iter());
+        let (tx, mut rx) = mpsc::channel::<Vec<(ChunkId, Vec<u8>)>>(STREAMS);
+        let peer = self.peer();
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                // Verifies and stores; a batch is durable before the next is taken.
+                let mut writer = store.writer()?;
+                let (mut chunks, mut bytes) = (0u64, 0u64);
+                while let Some(batch) = rx.blocking_recv() {
+                    if progress.interrupted() {
+                        return Err(NetError::Interrupted);
+                    }
+                    let mut batch_bytes = 0;
+                    chunks += batch.len() as u64;
+                    for (id, data) in batch {
+                        if ChunkId::of(&data) != id {
+                            return Err(NetError::CorruptChunk {
+                                peer: peer.clone(),
+                                id,
+                            });
+                        }
+                        batch_bytes += data.len() as u64;
+                        writer.put_chunk(id, &data)?;
+                    }
+                    writer.commit()?;
+                    bytes += batch_bytes;
+                    progress.inc(batch_bytes);
+                }
+                Ok::<_, NetError>((chunks, bytes))
+            });
+            let received = self.block_on(async {
+                let tasks = (0..STREAMS).map(|_| {
+                    let tx = tx.clone();
+                    let batches = &batches;
+                    async move {
+                        let (mut w, mut r) = self.open().await?;
+                        loop {
+                            let next = batches.lock().unwrap_or_else(|p| p.into_inner()).next();
+                            let Some(ids) = next else { break };
+                            w.send(&Message::GetChunks { ids: ids.clone() }).await?;
+                            let mut batch = Vec::with_capacity(ids.len());
+                            for id in ids {
+                                match r.expect("chunk").await? {
+                                    Message::Chunk { id: got, data } if got == id => {
+                                        batch.push((id, data))
+                                    }
+                                    other => return Err(r.unexpected(&other, "chunk")),
+                                }
+                            }
+                            match r.expect("batch-end").await? {
+                                Message::BatchEnd => {}
+                                other => return Err(r.unexpected(&other, "batch-end")),
+                            }
+                            if tx.send(batch).await.is_err() {
+                                // The writer stopped; its error is the one to report.
+                                break;
+                            }
+                        }
+                        w.finish();
+                        Ok::<_, NetError>(())
+                    }
+                });
+                futures_util::future::try_join_all(tasks).await
+            });
+            drop(tx);
+            let written = writer.join().unwrap_or(Err(NetError::Interrupted));
+            // A store or verification failure explains a stopped transfer better than the
+            // stream error it caused.
+            let written = written?;
+            received?;
+            Ok(written)
+        })
+    }
+}
+
+/// Cuts the wanted list into requests of at most [`BATCH_BYTES`] and [`MAX_IDS_PER_QUERY`].
+fn into_batches(wanted: Vec<(ChunkId, u64)>) -> Vec<Vec<ChunkId>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0u64;
+    for (id, len) in wanted {
+        if !current.is_empty()
+            && (size + len > BATCH_BYTES as u64 || current.len() == MAX_IDS_PER_QUERY)
+        {
+            out.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += len;
+        current.push(id);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}

@@ -1,0 +1,59 @@
+//! A Dits server as a [`FileSource`] for the filter and `git dits checkout`: connected on
+//! first need, then shared by every worker thread.
+
+use std::sync::OnceLock;
+
+use dits_core::store::{ChunkSource, DiskStore};
+use dits_core::transfer::{FetchError, FileSource};
+use dits_core::wire::ErrorCode;
+use dits_core::{FileId, Manifest};
+
+use super::Session;
+use crate::error::NetError;
+use crate::url::DitsUrl;
+
+pub struct RemoteSource {
+    url: DitsUrl,
+    /// The session, or why connecting failed (not retried within one process: a filter
+    /// would otherwise stall on every file of a checkout against a server that is down).
+    session: OnceLock<Result<Session, String>>,
+}
+
+impl RemoteSource {
+    pub fn new(url: DitsUrl) -> RemoteSource {
+        RemoteSource {
+            url,
+            session: OnceLock::new(),
+        }
+    }
+}
+
+impl FileSource for RemoteSource {
+    fn describe(&self) -> String {
+        self.url.to_string()
+    }
+
+    fn fetch_into(&self, local: &DiskStore, id: &FileId) -> Result<Manifest, FetchError> {
+        let failed = |message: String, retryable| FetchError::Failed {
+            source_name: self.describe(),
+            message,
+            retryable,
+        };
+        let session = self
+            .session
+            .get_or_init(|| Session::connect(&self.url).map_err(|e| e.to_string()));
+        let session = session.as_ref().map_err(|e| failed(e.clone(), false))?;
+        match session.fetch_files(local, &[*id], &dits_core::progress::Silent) {
+            Ok(_) => local
+                .read_manifest(id)
+                .map_err(|e| failed(e.to_string(), e.is_transient())),
+            Err(NetError::Remote {
+                code: ErrorCode::NotFound,
+                ..
+            }) => Err(FetchError::NotThere {
+                source_name: self.describe(),
+            }),
+            Err(e) => Err(failed(e.to_string(), e.retryable())),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Pushing files' content: ask which files and then which chunks the server lacks, send only
+//! those in batches over parallel streams, then the manifests. Chunks first, manifests last,
+//! so the server never holds a manifest whose chunks it lacks.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use dits_core::progress::Progress;
+use dits_core::store::{ChunkSource, DiskStore};
+use dits_core::wire::Message;
+use dits_core::{ChunkId, FileId};
+use tokio::sync::{mpsc, Mutex};
+
+use super::{Session, BATCH_BYTES, STREAMS};
+use crate::error::NetError;
+
+/// What a push moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushStats {
+    pub files: usize,
+    /// Files the server lacked.
+    pub files_sent: usize,
+    pub chunks_sent: u64,
+    /// Chunk payload bytes sent (not counting framing or QUIC overhead).
+    pub bytes_sent: u64,
+}
+
+type Batch = Vec<(ChunkId, Vec<u8>)>;
+
+impl Session {
+    /// Makes every file in `files` (id, path for messages) complete on the server.
+    pub fn push_files(
+        &self,
+        store: &DiskStore,
+        files: &[(FileId, String)],
+        progress: &dyn Progress,
+    ) -> Result<PushStats, NetError> {
+        let mut seen = HashSet::new();
+        let files: Vec<&(FileId, String)> =
+            files.iter().filter(|(id, _)| seen.insert(*id)).collect();
+        let mut stats = PushStats {
+            files: files.len(),
+            ..PushStats::default()
+        };
+        let ids: Vec<FileId> = files.iter().map(|(id, _)| *id).collect();
+        let present = self.has_files(&ids)?;
+        let missing: Vec<&(FileId, String)> = files
+            .iter()
+            .zip(&present)
+            .filter(|(_, &p)| !p)
+            .map(|(f, _)| *f)
+            .collect();
+        if missing.is_empty() {
+            return Ok(stats);
+        }
+        stats.files_sent = missing.len();
+
+        // Everything those files need: their manifest groups and chunks, once each.
+        let mut tops = Vec::with_capacity(missing.len());
+        let mut wanted: Vec<(ChunkId, u64)> = Vec::new();
+        let mut listed = HashSet::new();
+        for (id, path) in &missing {
+            let manifest = store
+                .read_manifest(id)
+                .map_err(|source| NetError::NotLocal {
+                    path: path.clone(),
+                    id: Box::new(*id),
+                    source: Box::new(source),
+                })?;
+            let encoded = manifest.encode();
+            for (gid, bytes) in &encoded.groups {
+                if listed.insert(*gid) {
+                    wanted.push((*gid, bytes.len() as u64));
+                }
+            }
+            for c in &manifest.chunks {
+                if listed.insert(c.id) {
+                    wanted.push((c.id, u64::from(c.len)));
+                }
+            }
+            tops.push(encoded.top);
+        }
+        let ids: Vec<ChunkId> = wanted.iter().map(|(id, _)| *id).collect();
+        let present = self.has_chunks(&ids)?;
+        let to_send: Vec<(ChunkId, u64)> = wanted
+            .into_iter()
+            .zip(present)
+            .filter(|(_, p)| !p)
+            .map(|(w, _)| w)
+            .collect();
+        progress.set_total(to_send.iter().map(|(_, len)| len).sum());
+        let (chunks, bytes) = self.send_chunks(store, to_send, progress)?;
+        stats.chunks_sent = chunks;
+        stats.bytes_sent = bytes;
+        self.put_manifests(tops)?;
+        Ok(stats)
+    }
+
+    fn send_chunks(
+        &self,
+        store: &DiskStore,
+        to_send: Vec<(ChunkId, u64)>,
+        progress: &dyn Progress,
+    ) -> Result<(u64, u64), NetError> {
+        if to_send.is_empty() {
+            return Ok((0, 0));
+        }
+        let (tx, rx) = mpsc::channel::<Result<Batch, NetError>>(STREAMS);
+        let rx = Arc::new(Mutex::new(rx));
+        std::thread::scope(|scope| {
+            // Reading (and verifying) chunks is blocking work: one thread feeds the streams.
+            let reader = scope.spawn(move || read_batches(store, &to_send, &tx, progress));
+            let sent = self.block_on(async {
+                let mut tasks = Vec::new();
+                for _ in 0..STREAMS {
+                    let rx = Arc::clone(&rx);
+                    let streams = self.open();
+                    tasks.push(async move {
+                        let (mut w, mut r) = streams.await?;
+                        w.send(&Message::PutChunks).await?;
+                        let (mut chunks, mut bytes) = (0u64, 0u64);
+                        loop {
+                            let next = rx.lock().await.recv().await;
+                            let batch = match next {
+                                None => break,
+                                Some(b) => b?,
+                            };
+                            let batch_bytes: u64 = batch.iter().map(|(_, d)| d.len() as u64).sum();
+                            let n = batch.len() as u32;
+                            for (id, data) in batch {
+                                w.send(&Message::Chunk { id, data }).await?;
+                            }
+                            w.send(&Message::BatchEnd).await?;
+                            match r.expect("batch-ack").await? {
+                                Message::BatchAck { chunks: acked, .. } if acked == n => {}
+                                other => return Err(r.unexpected(&other, "batch-ack")),
+                            }
+                            chunks += u64::from(n);
+                            bytes += batch_bytes;
+                            progress.inc(batch_bytes);
+                        }
+                        w.finish();
+                        Ok::<_, NetError>((chunks, bytes))
+                    });
+                }
+                let results = futures_util::future::try_join_all(tasks).await?;
+                Ok::<_, NetError>(
+                    results
+                        .into_iter()
+                        .fold((0, 0), |t, (c, b)| (t.0 + c, t.1 + b)),
+                )
+            });
+            // If sending failed the channel is closed and the reader stops at its next send;
+            // if reading failed the error went down the channel and failed a stream.
+            let _ = reader.join();
+            sent
+        })
+    }
+
+    /// Sends the top-level manifests on one stream, pipelined; each must be accepted.
+    fn put_manifests(&self, tops: Vec<Vec<u8>>) -> Result<(), NetError> {
+        self.block_on(async {
+            let (mut w, mut r) = self.open().await?;
+            let n = tops.len();
+            let sender = async {
+                for top in tops {
+                    w.send(&Message::PutManifest { top }).await?;
+                }
+                w.finish();
+                Ok::<_, NetError>(())
+            };
+            let receiver = async {
+                for _ in 0..n {
+                    match r.expect("done").await? {
+                        Message::Done => {}
+                        other => return Err(r.unexpected(&other, "done")),
+                    }
+                }
+                Ok(())
+            };
+            tokio::try_join!(sender, receiver)?;
+            Ok(())
+        })
+    }
+}
+
+/// Reads the chunks to send (each verified against its id) into batches for the streams. A
+/// failure is sent down the channel, where it fails the push.
+fn read_batches(
+    store: &DiskStore,
+    to_send: &[(ChunkId, u64)],
+    tx: &mpsc::Sender<Result<Batch, NetError>>,
+    progress: &dyn Progress,
+) {
+    let mut batch = Vec::new();
+    let mut size = 0usize;
+    for (id, _) in to_send {
+        if progress.interrupted() {
+            let _ = tx.blocking_send(Err(NetError::Interrupted));
+            return;
+        }
+        match store.read_chunk(id) {
+            Ok(data) => {
+                size += data.len();
+                batch.push((*id, data));
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(NetError::Store(e)));
+                return;
+            }
+        }
+        if size >= BATCH_BYTES {
+            if tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                return;
+            }
+            size = 0;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Ok(batch));
+    }
+}

@@ -1,0 +1,126 @@
+//! Reading and writing protocol frames on QUIC streams (the codec itself is sans-IO in
+//! `dits_core::wire`).
+
+use dits_core::wire::{self, FrameHeader, Message, FRAME_HEADER_LEN};
+use quinn::{ReadExactError, RecvStream, SendStream};
+
+use crate::error::NetError;
+
+/// One direction of a request stream with the peer's name for error messages.
+pub struct FrameReader {
+    pub recv: RecvStream,
+    pub peer: String,
+}
+
+pub struct FrameWriter {
+    pub send: SendStream,
+    pub peer: String,
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    pub fn new(recv: RecvStream, peer: &str) -> FrameReader {
+        FrameReader {
+            recv,
+            peer: peer.to_owned(),
+        }
+    }
+
+    /// The next message, or `None` if the peer finished the stream at a frame boundary.
+    pub async fn next(&mut self) -> Result<Option<Message>, NetError> {
+        let mut head = [0u8; FRAME_HEADER_LEN];
+        match self.recv.read_exact(&mut head).await {
+            Ok(()) => {}
+            Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
+            Err(e) => return Err(self.lost(e)),
+        }
+        let header = FrameHeader::parse(head).map_err(|source| self.wire(source))?;
+        let mut body = vec![0u8; header.body_len];
+        self.recv
+            .read_exact(&mut body)
+            .await
+            .map_err(|e| self.lost(e))?;
+        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + body.len());
+        frame.extend_from_slice(&head);
+        frame.extend_from_slice(&body);
+        match wire::decode_frame(&frame) {
+            Ok(Some((msg, _))) => Ok(Some(msg)),
+            Ok(None) => Err(self.lost("a frame ended early")),
+            Err(source) => Err(self.wire(source)),
+        }
+    }
+
+    /// The next message, which must exist; an `Error` frame becomes [`NetError::Remote`].
+    pub async fn expect(&mut self, expected: &'static str) -> Result<Message, NetError> {
+        match self.next().await? {
+            Some(Message::Error { code, message }) => Err(NetError::Remote { code, message }),
+            Some(m) => Ok(m),
+            None => Err(NetError::Lost {
+                peer: self.peer.clone(),
+                reason: format!("the stream ended where {expected} was expected"),
+            }),
+        }
+    }
+
+    pub fn unexpected(&self, got: &Message, expected: &'static str) -> NetError {
+        NetError::Unexpected {
+            peer: self.peer.clone(),
+            got: got.name(),
+            expected,
+        }
+    }
+
+    fn wire(&self, source: wire::WireError) -> NetError {
+        NetError::Wire {
+            peer: self.peer.clone(),
+            source,
+        }
+    }
+
+    fn lost(&self, e: impl std::fmt::Display) -> NetError {
+        NetError::Lost {
+            peer: self.peer.clone(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl FrameWriter {
+    pub fn new(send: SendStream, peer: &str) -> FrameWriter {
+        FrameWriter {
+            send,
+            peer: peer.to_owned(),
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, msg: &Message) -> Result<(), NetError> {
+        self.buf.clear();
+        wire::encode_frame(msg, &mut self.buf);
+        self.send
+            .write_all(&self.buf)
+            .await
+            .map_err(|e| NetError::Lost {
+                peer: self.peer.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Ends our side of the stream; the peer reads `None` after the last frame.
+    pub fn finish(&mut self) {
+        // Already finished or reset: the peer learns of it anyway.
+        let _ = self.send.finish();
+    }
+}
+
+/// Opens a request stream on `conn`.
+pub async fn open(
+    conn: &quinn::Connection,
+    peer: &str,
+) -> Result<(FrameWriter, FrameReader), NetError> {
+    let (send, recv) = conn.open_bi().await.map_err(|e| NetError::Lost {
+        peer: peer.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok((FrameWriter::new(send, peer), FrameReader::new(recv, peer)))
+}

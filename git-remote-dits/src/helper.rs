@@ -1,0 +1,299 @@
+//! The git remote helper protocol (`gitremote-helpers(7)`) for `dits://` URLs. We advertise
+//! `connect`: git then speaks its own pack protocol to a real `git upload-pack` /
+//! `git receive-pack` on the server through a tunnel stream. For a push, the helper reads
+//! git's ref-update commands before passing them on and first makes sure the server has the
+//! content the new commits need (the server's hook enforces it too); then the commands and
+//! the pack follow. So chunks go first and refs last.
+
+use std::io::{BufRead, Read, Write};
+
+use crate::client::Session;
+use crate::error::NetError;
+use crate::url::DitsUrl;
+
+/// One ref update of a push, as git's `receive-pack` protocol states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    pub old: String,
+    pub new: String,
+    pub name: String,
+}
+
+/// What the helper needs from the repository: uploading the content of pushed commits.
+pub trait PushPreparer {
+    /// Called before git's commands reach the server. An error aborts the push; its text is
+    /// shown to the user.
+    fn before_push(
+        &mut self,
+        session: &Session,
+        updates: &[RefUpdate],
+        progress: bool,
+    ) -> Result<(), String>;
+}
+
+/// The capability block; tested byte for byte.
+pub const CAPABILITIES: &str = "connect\noption\n\n";
+
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    Capabilities,
+    Option { name: String, value: String },
+    Connect { service: String },
+    End,
+    Unknown(String),
+}
+
+fn parse(line: &str) -> Command {
+    let line = line.trim_end_matches('\n');
+    if line.is_empty() {
+        return Command::End;
+    }
+    if line == "capabilities" {
+        return Command::Capabilities;
+    }
+    if let Some(rest) = line.strip_prefix("option ") {
+        let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
+        return Command::Option {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        };
+    }
+    if let Some(service) = line.strip_prefix("connect ") {
+        return Command::Connect {
+            service: service.to_owned(),
+        };
+    }
+    Command::Unknown(line.to_owned())
+}
+
+/// Runs the helper until git is done. `url` is the remote's URL as git passed it.
+pub fn run<R: BufRead + Send, W: Write + Send>(
+    url: &str,
+    mut input: R,
+    mut output: W,
+    preparer: &mut dyn PushPreparer,
+) -> Result<(), NetError> {
+    let url = DitsUrl::parse(url).map_err(|e| NetError::Auth(e.to_string()))?;
+    let mut progress = true;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = input
+            .read_line(&mut line)
+            .map_err(|e| NetError::io("reading git's helper commands", e))?;
+        let reply = match parse(&line) {
+            _ if n == 0 => return Ok(()),
+            Command::End => return Ok(()),
+            Command::Capabilities => CAPABILITIES.to_owned(),
+            Command::Option { name, value } => match name.as_str() {
+                "progress" => {
+                    progress = value == "true";
+                    "ok\n".to_owned()
+                }
+                "verbosity" => {
+                    if value.parse::<i32>().is_ok_and(|v| v < 1) {
+                        progress = false;
+                    }
+                    "ok\n".to_owned()
+                }
+                _ => "unsupported\n".to_owned(),
+            },
+            Command::Connect { service } => {
+                let session = Session::connect(&url)?;
+                let protocol = std::env::var("GIT_PROTOCOL").unwrap_or_default();
+                let (send, recv) = session.git_tunnel(&service, &protocol)?;
+                output
+                    .write_all(b"\n")
+                    .and_then(|()| output.flush())
+                    .map_err(|e| NetError::io("writing to git", e))?;
+                let intercept = service == "git-receive-pack";
+                return tunnel(&session, send, recv, input, output, intercept, |s, u| {
+                    preparer.before_push(s, u, progress)
+                });
+            }
+            Command::Unknown(what) => {
+                return Err(NetError::Auth(format!(
+                    "git asked the dits helper for {what:?}, which it does not support; hint: upgrade git-dits"
+                )))
+            }
+        };
+        output
+            .write_all(reply.as_bytes())
+            .and_then(|()| output.flush())
+            .map_err(|e| NetError::io("writing to git", e))?;
+    }
+}
+
+/// Copies git's side to the server and back until the server is done. With `intercept`, the
+/// first pkt-line section from git (the push commands) is held until `before_push` succeeds.
+fn tunnel<R: Read + Send, W: Write + Send>(
+    session: &Session,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    mut input: R,
+    mut output: W,
+    intercept: bool,
+    mut before_push: impl FnMut(&Session, &[RefUpdate]) -> Result<(), String>,
+) -> Result<(), NetError> {
+    let lost = |e: &dyn std::fmt::Display| NetError::Lost {
+        peer: session.url().authority(),
+        reason: e.to_string(),
+    };
+    std::thread::scope(|scope| {
+        let down = scope.spawn(|| -> Result<(), NetError> {
+            let mut buf = vec![0u8; 256 << 10];
+            loop {
+                match session.block_on(recv.read(&mut buf)) {
+                    Ok(Some(n)) => output
+                        .write_all(&buf[..n])
+                        .and_then(|()| output.flush())
+                        .map_err(|e| NetError::io("writing to git", e))?,
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(lost(&e)),
+                }
+            }
+        });
+        let up = (|| -> Result<(), NetError> {
+            if intercept {
+                let (held, updates) = read_commands(&mut input)
+                    .map_err(|e| NetError::io("reading git's push commands", e))?;
+                let real: Vec<RefUpdate> =
+                    updates.into_iter().filter(|u| !is_zero(&u.new)).collect();
+                if !real.is_empty() {
+                    if let Err(why) = before_push(session, &real) {
+                        // Nothing was sent: the server sees a broken stream and moves no ref.
+                        let _ = send.reset(1u32.into());
+                        return Err(NetError::Auth(why));
+                    }
+                }
+                session
+                    .block_on(send.write_all(&held))
+                    .map_err(|e| lost(&e))?;
+            }
+            let mut buf = vec![0u8; 256 << 10];
+            loop {
+                let n = input
+                    .read(&mut buf)
+                    .map_err(|e| NetError::io("reading from git", e))?;
+                if n == 0 {
+                    let _ = send.finish();
+                    return Ok(());
+                }
+                session
+                    .block_on(send.write_all(&buf[..n]))
+                    .map_err(|e| lost(&e))?;
+            }
+        })();
+        if let Err(e) = up {
+            // Closing our side ends the server's git, which ends the download side.
+            session.connection().close(1u32.into(), b"push aborted");
+            let _ = down.join();
+            return Err(e);
+        }
+        down.join().unwrap_or(Ok(()))
+    })
+}
+
+fn is_zero(oid: &str) -> bool {
+    oid.bytes().all(|b| b == b'0')
+}
+
+/// Reads pkt-lines up to and including the first flush; returns their bytes (to forward
+/// unchanged) and the ref updates among them (`<old> <new> <ref>[\0caps]`).
+fn read_commands<R: Read>(input: &mut R) -> std::io::Result<(Vec<u8>, Vec<RefUpdate>)> {
+    let mut held = Vec::new();
+    let mut updates = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        input.read_exact(&mut len)?;
+        held.extend_from_slice(&len);
+        let len = std::str::from_utf8(&len)
+            .ok()
+            .and_then(|s| usize::from_str_radix(s, 16).ok())
+            .ok_or_else(|| std::io::Error::other("bad pkt-line length from git"))?;
+        if len == 0 {
+            return Ok((held, updates));
+        }
+        if len < 4 {
+            continue;
+        }
+        let mut payload = vec![0u8; len - 4];
+        input.read_exact(&mut payload)?;
+        held.extend_from_slice(&payload);
+        let text = String::from_utf8_lossy(&payload);
+        let text = text.split('\0').next().unwrap_or("").trim_end_matches('\n');
+        let mut f = text.splitn(3, ' ');
+        if let (Some(old), Some(new), Some(name)) = (f.next(), f.next(), f.next()) {
+            let hex = |s: &str| s.len() >= 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
+            if hex(old) && hex(new) {
+                updates.push(RefUpdate {
+                    old: old.to_owned(),
+                    new: new.to_owned(),
+                    name: name.to_owned(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_helper_commands() {
+        assert_eq!(parse("capabilities\n"), Command::Capabilities);
+        assert_eq!(
+            parse("option progress true\n"),
+            Command::Option {
+                name: "progress".into(),
+                value: "true".into()
+            }
+        );
+        assert_eq!(
+            parse("connect git-receive-pack\n"),
+            Command::Connect {
+                service: "git-receive-pack".into()
+            }
+        );
+        assert_eq!(parse("\n"), Command::End);
+        assert_eq!(parse("fetch abc x"), Command::Unknown("fetch abc x".into()));
+        assert_eq!(CAPABILITIES, "connect\noption\n\n");
+    }
+
+    #[test]
+    fn reads_push_commands_up_to_the_flush_and_keeps_the_rest() {
+        let a = "a".repeat(40);
+        let b = "b".repeat(40);
+        let z = "0".repeat(40);
+        let pkt = |s: &str| format!("{:04x}{s}", s.len() + 4);
+        let stream = format!(
+            "{}{}0000PACKDATA",
+            pkt(&format!(
+                "{a} {b} refs/heads/main\0report-status side-band-64k\n"
+            )),
+            pkt(&format!("{b} {z} refs/heads/old\n")),
+        );
+        let mut input = stream.as_bytes();
+        let (held, updates) = read_commands(&mut input).unwrap();
+        assert_eq!(held, stream.as_bytes()[..stream.len() - 8]);
+        assert_eq!(input, b"PACKDATA");
+        assert_eq!(
+            updates,
+            vec![
+                RefUpdate {
+                    old: a.clone(),
+                    new: b.clone(),
+                    name: "refs/heads/main".into()
+                },
+                RefUpdate {
+                    old: b,
+                    new: z,
+                    name: "refs/heads/old".into()
+                }
+            ]
+        );
+        let mut garbage = &b"zzzz"[..];
+        assert!(read_commands(&mut garbage).is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! Access tokens. The server keeps only each token's BLAKE3 hash, its rights and the
+//! repository paths it covers, one per line in `<root>/server/tokens`:
+//!
+//! ```text
+//! <blake3 hex of the token> <read|write> <pattern> <label>
+//! ```
+//! A pattern is a repository path (`team/film`), a prefix ending in `/*` (`team/*`), or `*`.
+//! The file is re-read on every connection, so tokens added or revoked apply at once.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use dits_core::wire::Rights;
+
+use crate::error::NetError;
+use crate::url::check_repo_path;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEntry {
+    pub hash: String,
+    pub rights: Rights,
+    pub pattern: String,
+    pub label: String,
+}
+
+pub fn tokens_path(root: &Path) -> PathBuf {
+    root.join("server").join("tokens")
+}
+
+fn hash(token: &str) -> String {
+    blake3::hash(token.as_bytes()).to_hex().to_string()
+}
+
+fn check_pattern(pattern: &str) -> Result<(), NetError> {
+    let base = pattern.strip_suffix("/*").unwrap_or(pattern);
+    if pattern == "*" {
+        return Ok(());
+    }
+    check_repo_path(base).map_err(|e| NetError::Auth(format!("bad token pattern: {e}")))
+}
+
+fn matches(pattern: &str, repo: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_suffix("/*") {
+        Some(prefix) => repo
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/')),
+        None => pattern == repo,
+    }
+}
+
+pub fn load(root: &Path) -> Result<Vec<TokenEntry>, NetError> {
+    let path = tokens_path(root);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(NetError::io(format!("reading {}", path.display()), e)),
+    };
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut f = line.splitn(4, ' ');
+        let (Some(hash), Some(rights), Some(pattern)) = (f.next(), f.next(), f.next()) else {
+            tracing::warn!("{}:{}: malformed token line ignored", path.display(), n + 1);
+            continue;
+        };
+        let rights = match rights {
+            "read" => Rights::Read,
+            "write" => Rights::Write,
+            _ => {
+                tracing::warn!(
+                    "{}:{}: unknown rights {rights:?}; line ignored",
+                    path.display(),
+                    n + 1
+                );
+                continue;
+            }
+        };
+        out.push(TokenEntry {
+            hash: hash.to_owned(),
+            rights,
+            pattern: pattern.to_owned(),
+            label: f.next().unwrap_or("").to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// The best rights `token` grants on `repo`, if any.
+pub fn rights_for(entries: &[TokenEntry], token: &str, repo: &str) -> Option<Rights> {
+    let h = hash(token);
+    entries
+        .iter()
+        .filter(|e| e.hash == h && matches(&e.pattern, repo))
+        .map(|e| e.rights)
+        .max()
+}
+
+/// Whether `token` is known at all (to tell "wrong repository" from "unknown token").
+pub fn known(entries: &[TokenEntry], token: &str) -> bool {
+    let h = hash(token);
+    entries.iter().any(|e| e.hash == h)
+}
+
+fn save(root: &Path, entries: &[TokenEntry]) -> Result<(), NetError> {
+    let path = tokens_path(root);
+    let dir = path.parent().expect("tokens live in <root>/server");
+    fs::create_dir_all(dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
+    let mut text =
+        String::from("# git dits serve tokens: <blake3 of token> <read|write> <pattern> <label>\n");
+    for e in entries {
+        let rights = match e.rights {
+            Rights::Read => "read",
+            Rights::Write => "write",
+        };
+        text.push_str(&format!("{} {rights} {} {}\n", e.hash, e.pattern, e.label));
+    }
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| NetError::io(format!("writing {}", path.display()), e))
+}
+
+/// Creates a token; returns it (the only time it is ever shown).
+pub fn add(root: &Path, pattern: &str, rights: Rights, label: &str) -> Result<String, NetError> {
+    check_pattern(pattern)?;
+    if label.contains('\n') {
+        return Err(NetError::Auth("a token label must be one line".into()));
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| NetError::io("generating a token", std::io::Error::other(e.to_string())))?;
+    let token = format!(
+        "dits_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let mut entries = load(root)?;
+    entries.push(TokenEntry {
+        hash: hash(&token),
+        rights,
+        pattern: pattern.to_owned(),
+        label: label.to_owned(),
+    });
+    save(root, &entries)?;
+    Ok(token)
+}
+
+/// Removes tokens whose label or hash prefix (at least 8 hex digits) is `which`.
+pub fn revoke(root: &Path, which: &str) -> Result<usize, NetError> {
+    let mut entries = load(root)?;
+    let before = entries.len();
+    entries.retain(|e| !(e.label == which || (which.len() >= 8 && e.hash.starts_with(which))));
+    let removed = before - entries.len();
+    if removed > 0 {
+        save(root, &entries)?;
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_grant_only_their_repositories_and_rights() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = add(dir.path(), "team/*", Rights::Write, "alice").unwrap();
+        let r = add(dir.path(), "team/film", Rights::Read, "ci").unwrap();
+        let entries = load(dir.path()).unwrap();
+        assert_eq!(rights_for(&entries, &w, "team/film"), Some(Rights::Write));
+        assert_eq!(rights_for(&entries, &w, "team/a/b"), Some(Rights::Write));
+        assert_eq!(rights_for(&entries, &w, "teamx/film"), None);
+        assert_eq!(rights_for(&entries, &w, "other"), None);
+        assert_eq!(rights_for(&entries, &r, "team/film"), Some(Rights::Read));
+        assert_eq!(rights_for(&entries, &r, "team/film2"), None);
+        assert_eq!(rights_for(&entries, "dits_guess", "team/film"), None);
+        assert!(known(&entries, &r) && !known(&entries, "nope"));
+        let text = fs::read_to_string(tokens_path(dir.path())).unwrap();
+        assert!(!text.contains(&w), "tokens are stored hashed");
+        assert!(add(dir.path(), "../x", Rights::Read, "bad").is_err());
+        assert_eq!(revoke(dir.path(), "ci").unwrap(), 1);
+        let entries = load(dir.path()).unwrap();
+        assert_eq!(rights_for(&entries, &r, "team/film"), None);
+        assert_eq!(rights_for(&entries, &w, "team/film"), Some(Rights::Write));
+    }
+}

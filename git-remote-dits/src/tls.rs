@@ -1,0 +1,284 @@
+//! TLS for both ends. The server keeps one certificate (self-signed on first start, or one a
+//! real CA issued); clients accept a server whose certificate a CA vouches for, or whose
+//! fingerprint they pinned, the first time interactively or by setting, like ssh's
+//! known_hosts.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quinn::{IdleTimeout, TransportConfig, VarInt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::error::NetError;
+
+/// `blake3:<hex>` of a certificate's DER bytes: what `git dits serve` prints and clients pin.
+pub fn fingerprint(cert: &[u8]) -> String {
+    format!("blake3:{}", blake3::hash(cert).to_hex())
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// QUIC settings for both ends. Windows are sized for loopback and LAN bulk transfer (the
+/// defaults cap one stream at about 1 MB in flight); datagrams may grow past 1500 bytes where
+/// the path allows, which on loopback cuts the per-packet cost several times.
+pub fn transport() -> Arc<TransportConfig> {
+    let mut t = TransportConfig::default();
+    t.max_idle_timeout(IdleTimeout::try_from(Duration::from_secs(30)).ok());
+    t.keep_alive_interval(Some(Duration::from_secs(5)));
+    t.stream_receive_window(VarInt::from_u32(16 << 20));
+    t.receive_window(VarInt::from_u32(64 << 20));
+    t.send_window(64 << 20);
+    t.max_concurrent_bidi_streams(VarInt::from_u32(256));
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(16384);
+    t.mtu_discovery_config(Some(mtu));
+    Arc::new(t)
+}
+
+/// The server's certificate chain and key.
+pub struct ServerIdentity {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl ServerIdentity {
+    /// Loads `cert.pem` and `key.pem` from `dir`, generating a self-signed pair on first use.
+    pub fn load_or_create(dir: &Path) -> Result<ServerIdentity, NetError> {
+        let cert_path = dir.join("cert.pem");
+        let key_path = dir.join("key.pem");
+        if !cert_path.exists() {
+            let names = vec!["localhost".to_owned(), "dits-server".to_owned()];
+            let generated = rcgen::generate_simple_self_signed(names)
+                .map_err(|e| NetError::Tls(format!("cannot generate a certificate: {e}")))?;
+            write_private(&key_path, generated.key_pair.serialize_pem().as_bytes())?;
+            write_private(&cert_path, generated.cert.pem().as_bytes())?;
+        }
+        Self::load(&cert_path, &key_path)
+    }
+
+    /// Loads a PEM certificate chain and key (e.g. issued by a real CA).
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<ServerIdentity, NetError> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| NetError::io(format!("reading {}", p.display()), e))
+        };
+        let cert_pem = read(cert_path)?;
+        let chain = rustls_pemfile::certs(&mut &cert_pem[..])
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| NetError::io(format!("parsing {}", cert_path.display()), e))?;
+        if chain.is_empty() {
+            return Err(NetError::Tls(format!(
+                "{} holds no PEM certificate",
+                cert_path.display()
+            )));
+        }
+        let key_pem = read(key_path)?;
+        let key = rustls_pemfile::private_key(&mut &key_pem[..])
+            .map_err(|e| NetError::io(format!("parsing {}", key_path.display()), e))?
+            .ok_or_else(|| {
+                NetError::Tls(format!("{} holds no PEM private key", key_path.display()))
+            })?;
+        Ok(ServerIdentity { chain, key })
+    }
+
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.chain[0])
+    }
+
+    pub fn quinn_config(self) -> Result<quinn::ServerConfig, NetError> {
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| NetError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(self.chain, self.key)
+            .map_err(|e| NetError::Tls(format!("the server certificate is unusable: {e}")))?;
+        tls.alpn_protocols = vec![dits_core::wire::ALPN.to_vec()];
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| NetError::Tls(e.to_string()))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(transport());
+        Ok(config)
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| NetError::io(format!("writing {}", tmp.display()), e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| NetError::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| NetError::io(format!("writing {}", path.display()), e))
+}
+
+/// How a client decides to trust a server.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// The fingerprint pinned for this server (`dits.<host:port>.fingerprint`).
+    pub pinned: Option<String>,
+    /// Extra CA certificates (PEM) besides the system's (`dits.caFile`).
+    pub ca_file: Option<PathBuf>,
+    /// Accept an unknown self-signed server (trust on first use).
+    pub accept_new: bool,
+}
+
+/// What the handshake saw, for messages and for recording a new pin.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub fingerprint: Option<String>,
+    pub ca_verified: bool,
+}
+
+#[derive(Debug)]
+struct Verifier {
+    trust: Trust,
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    seen: Arc<Mutex<Seen>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let fp = fingerprint(end_entity);
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.fingerprint = Some(fp.clone());
+        if let Some(pin) = &self.trust.pinned {
+            // A pin is the strongest statement the user made: it alone decides.
+            return if *pin == fp {
+                Ok(ServerCertVerified::assertion())
+            } else {
+                Err(rustls::Error::General(
+                    "certificate does not match the pin".into(),
+                ))
+            };
+        }
+        if let Some(webpki) = &self.webpki {
+            if webpki
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                .is_ok()
+            {
+                seen.ca_verified = true;
+                return Ok(ServerCertVerified::assertion());
+            }
+        }
+        if self.trust.accept_new {
+            return Ok(ServerCertVerified::assertion());
+        }
+        Err(rustls::Error::General("unknown server certificate".into()))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A client configuration that applies `trust`; the returned [`Seen`] fills in during the
+/// handshake.
+pub fn client_config(trust: Trust) -> Result<(quinn::ClientConfig, Arc<Mutex<Seen>>), NetError> {
+    let provider = provider();
+    let webpki = if trust.pinned.is_some() {
+        None
+    } else {
+        ca_verifier(trust.ca_file.as_deref(), &provider)?
+    };
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let verifier = Verifier {
+        trust,
+        webpki,
+        seen: Arc::clone(&seen),
+        provider: Arc::clone(&provider),
+    };
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| NetError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![dits_core::wire::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(transport());
+    Ok((config, seen))
+}
+
+fn ca_verifier(
+    ca_file: Option<&Path>,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Option<Arc<rustls::client::WebPkiServerVerifier>>, NetError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system certificate rustls cannot parse is skipped, as browsers do.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| NetError::io(format!("reading dits.caFile {}", path.display()), e))?;
+        for cert in rustls_pemfile::certs(&mut &pem[..]) {
+            let cert = cert
+                .map_err(|e| NetError::io(format!("parsing dits.caFile {}", path.display()), e))?;
+            roots
+                .add(cert)
+                .map_err(|e| NetError::Tls(format!("dits.caFile {}: {e}", path.display())))?;
+        }
+    }
+    if roots.is_empty() {
+        return Ok(None);
+    }
+    rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(provider),
+    )
+    .build()
+    .map(Some)
+    .map_err(|e| NetError::Tls(e.to_string()))
+}
