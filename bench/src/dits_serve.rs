@@ -8,10 +8,14 @@
 //! - `git dits serve --root DIR --listen 127.0.0.1:0` runs until killed (SIGKILL, to its process
 //!   group), and its first stdout line is `listening 127.0.0.1:PORT`; the benchmark starts it
 //!   as `git-dits serve ...` directly, the program git itself would run;
+//! - if a later stdout line (read for up to 2 s) is `fingerprint FP`, the client is made to
+//!   trust that certificate with `git config --global dits.127.0.0.1:PORT.fingerprint FP`;
+//!   without one, the client must trust the server on first use by itself;
 //! - the client authenticates through git's credential helpers as user `dits` with the token as
-//!   password, for `dits://127.0.0.1:PORT`, and trusts the server's certificate on first use.
+//!   password, for `dits://127.0.0.1:PORT`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -23,6 +27,8 @@ pub struct DitsServer {
     pub server: Server,
     pub port: u16,
     pub root: PathBuf,
+    /// The certificate fingerprint the server printed, if it printed one.
+    pub fingerprint: Option<String>,
 }
 
 impl DitsServer {
@@ -79,11 +85,20 @@ pub fn start(runner: &Runner, bin: &Path, root: &Path, log: &Path) -> Result<Dit
             "the first line of `git dits serve` was {line:?}, expected `listening 127.0.0.1:PORT`"
         )
     })?;
+    let fingerprint = server
+        .wait_for_stdout_line(|l| l.starts_with("fingerprint "), Duration::from_secs(2))
+        .and_then(|l| parse_fingerprint(&l));
     Ok(DitsServer {
         server,
         port,
         root: root.to_path_buf(),
+        fingerprint,
     })
+}
+
+fn parse_fingerprint(line: &str) -> Option<String> {
+    let fp = line.trim().strip_prefix("fingerprint ")?.trim();
+    (!fp.is_empty() && !fp.contains(char::is_whitespace)).then(|| fp.to_string())
 }
 
 fn parse_listening(line: &str) -> Option<u16> {
@@ -117,6 +132,15 @@ mod tests {
         assert_eq!(parse_listening("listening [::1]:9"), Some(9));
         assert_eq!(parse_listening("listening 127.0.0.1:0"), None);
         assert_eq!(parse_listening("ready"), None);
+    }
+
+    #[test]
+    fn fingerprint_line() {
+        assert_eq!(
+            parse_fingerprint("fingerprint blake3:ab12\n").as_deref(),
+            Some("blake3:ab12")
+        );
+        assert_eq!(parse_fingerprint("fingerprint "), None);
     }
 
     #[test]

@@ -204,8 +204,16 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
         .prefix("dits-bench-remote-")
         .tempdir_in(&parent)
         .with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
+    // With --keep the directory stays whatever happens, failures included.
+    let (work, _scratch) = if args.keep {
+        let kept = scratch.keep();
+        eprintln!("keeping {}", kept.display());
+        (kept, None)
+    } else {
+        (scratch.path().to_path_buf(), Some(scratch))
+    };
     // A snapshot of the binaries, so a rebuild during the run cannot change what is measured.
-    let bin = scratch.path().join("bin");
+    let bin = work.join("bin");
     fs::create_dir_all(&bin).context("creating the binaries' snapshot directory")?;
     let mut dits_missing = None;
     if args.tools.contains(&Tool::Dits) {
@@ -224,15 +232,15 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
         }
     }
 
-    let home = scratch.path().join("home");
+    let home = work.join("home");
     fs::create_dir_all(&home).context("creating the temporary HOME")?;
     let runner = Runner::new(&args.git, &bin, &home)?;
-    let mut machine = report::machine(&runner, scratch.path(), &args.git, &ws, &dits_bin);
+    let mut machine = report::machine(&runner, &work, &args.git, &ws, &dits_bin);
     if args.tools.contains(&Tool::Lfs) {
         machine.push(("giftless".into(), giftless::version(&venv)));
     }
 
-    let source = scratch.path().join("source.bin");
+    let source = work.join("source.bin");
     eprintln!(
         "generating {} of seeded content in {}",
         report::bytes(size),
@@ -241,7 +249,7 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     content::create_seeded(&source, "source", size)?;
     let source_hash = content::hash_file(&source)?;
     let ctx = Ctx {
-        work: scratch.path().to_path_buf(),
+        work: work.clone(),
         git: args.git.clone(),
         bin,
         venv,
@@ -278,7 +286,7 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("report written to {}", out.display());
     if args.keep {
-        eprintln!("kept {}", scratch.keep().display());
+        eprintln!("kept {}", work.display());
     }
     Ok(())
 }
@@ -413,6 +421,11 @@ fn run_side(ctx: &Ctx, tool: Tool) -> Result<Outcome> {
                     &format!("store --file='{creds_path}'"),
                 ],
             )?;
+            if let Some(fp) = &server.fingerprint {
+                // Trust this server's certificate, as its operator would tell a user to.
+                let key = format!("dits.127.0.0.1:{}.fingerprint", server.port);
+                runner.git(&dir, &["config", "--global", &key, fp])?;
+            }
             Running::Dits(server)
         }
         Tool::Git => bail!("plain git has no remote case"),
@@ -489,6 +502,19 @@ fn side_cases(
     let mut cmd = runner.git_command(dir, &["clone", "-q", &url]);
     cmd.arg(&clone);
     let clone_step = step(cmd, server)?;
+    if runner
+        .git(&clone, &["rev-parse", "-q", "--verify", "HEAD"])
+        .is_err()
+    {
+        bail!(
+            "`git clone {url}` checked out no commit: the server's HEAD does not name a pushed \
+             branch (the clone has: {:?})",
+            runner
+                .git(&clone, &["branch", "-a"])
+                .unwrap_or_default()
+                .trim()
+        );
+    }
     verify(
         &clone.join(FILE),
         &ctx.source_hash,

@@ -125,6 +125,26 @@ impl Server {
         }
     }
 
+    /// The first complete stdout line that `want` accepts, waiting up to `patience` for it.
+    pub fn wait_for_stdout_line(
+        &self,
+        want: impl Fn(&str) -> bool,
+        patience: Duration,
+    ) -> Option<String> {
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+            let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
+            if let Some(l) = complete.lines().find(|l| want(l)) {
+                return Some(l.trim_end_matches('\r').to_string());
+            }
+            if start.elapsed() > patience {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// CPU time and memory high-water mark of the server so far.
     pub fn usage(&self) -> ServerUsage {
         ServerUsage::of(self.pid())
