@@ -27,10 +27,11 @@ fn provider() -> Arc<CryptoProvider> {
 /// QUIC settings for both ends. Windows are sized for loopback and LAN bulk transfer (the
 /// defaults cap one stream at about 1 MB in flight); datagrams may grow past 1500 bytes where
 /// the path allows, which on loopback cuts the per-packet cost several times.
-pub fn transport() -> Arc<TransportConfig> {
+/// `idle` is how long a silent peer is waited for before the connection counts as lost.
+pub fn transport(idle: Duration) -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
-    t.max_idle_timeout(IdleTimeout::try_from(Duration::from_secs(30)).ok());
-    t.keep_alive_interval(Some(Duration::from_secs(5)));
+    t.max_idle_timeout(IdleTimeout::try_from(idle).ok());
+    t.keep_alive_interval(Some((idle / 4).max(Duration::from_millis(250))));
     t.stream_receive_window(VarInt::from_u32(16 << 20));
     t.receive_window(VarInt::from_u32(64 << 20));
     t.send_window(64 << 20);
@@ -101,10 +102,13 @@ impl ServerIdentity {
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| NetError::Tls(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        config.transport_config(transport());
+        config.transport_config(transport(SERVER_IDLE));
         Ok(config)
     }
 }
+
+/// The server waits this long for a silent client (a killed client sends nothing).
+pub const SERVER_IDLE: Duration = Duration::from_secs(30);
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
     use std::io::Write;
@@ -223,7 +227,10 @@ impl ServerCertVerifier for Verifier {
 
 /// A client configuration that applies `trust`; the returned [`Seen`] fills in during the
 /// handshake.
-pub fn client_config(trust: Trust) -> Result<(quinn::ClientConfig, Arc<Mutex<Seen>>), NetError> {
+pub fn client_config(
+    trust: Trust,
+    idle: Duration,
+) -> Result<(quinn::ClientConfig, Arc<Mutex<Seen>>), NetError> {
     let provider = provider();
     let webpki = if trust.pinned.is_some() {
         None
@@ -247,7 +254,7 @@ pub fn client_config(trust: Trust) -> Result<(quinn::ClientConfig, Arc<Mutex<See
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| NetError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport());
+    config.transport_config(transport(idle));
     Ok((config, seen))
 }
 

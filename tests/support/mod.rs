@@ -13,6 +13,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod server;
+pub mod udp_proxy;
+
 pub const GITS: &[&str] = &["/usr/local/bin/git", "/usr/bin/git"];
 
 pub struct Env {

@@ -19,6 +19,7 @@ pub fn run(name: &str, args: &[String]) -> Result<ExitCode> {
         "post-checkout" | "post-merge" => super::checkout::run(&[], true, true),
         "pre-push" => pre_push(args),
         "update" => update(args),
+        "post-update" => post_update(args),
         other => {
             tracing::debug!("no Dits action for hook {other}");
             Ok(ExitCode::SUCCESS)
@@ -64,10 +65,12 @@ fn pre_push(args: &[String]) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let repo = Repo::discover()?;
-    if let Some(dest) = local_store_of(&repo, &url) {
-        return copy_to_local(&repo, &dest, &found);
-    }
+    // The team's Dits server if one is named; else a repository on this machine gets the
+    // content in its own store; else there is nowhere to put it.
     let Some((server, origin)) = configured_url(&repo)? else {
+        if let Some(dest) = local_store_of(&repo, &url) {
+            return copy_to_local(&repo, &dest, &found);
+        }
         let mut names: Vec<&str> = found.iter().map(|f| f.path.as_str()).take(5).collect();
         if found.len() > 5 {
             names.push("...");
@@ -171,4 +174,34 @@ fn update(args: &[String]) -> Result<ExitCode> {
     }
     eprintln!("dits: hint: push with git-dits installed so content goes first (`git dits push`), or fetch the missing content with `git dits pull` and push again");
     Ok(ExitCode::from(1))
+}
+
+/// Server side, after a push: a repository created by this push has an unborn HEAD (git's
+/// default branch name need not be what was pushed), so clones would check out nothing.
+/// Point it at `main`, `master` or the first branch pushed.
+fn post_update(refs: &[String]) -> Result<ExitCode> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+    };
+    let born = git(&["rev-parse", "--verify", "-q", "HEAD"])?
+        .status
+        .success();
+    if born {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let branches: Vec<&String> = refs
+        .iter()
+        .filter(|r| r.starts_with("refs/heads/"))
+        .collect();
+    let pick = ["refs/heads/main", "refs/heads/master"]
+        .iter()
+        .find_map(|p| branches.iter().find(|b| b.as_str() == *p))
+        .or(branches.first());
+    if let Some(branch) = pick {
+        git(&["symbolic-ref", "HEAD", branch])?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

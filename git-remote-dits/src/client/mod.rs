@@ -28,8 +28,10 @@ pub use upload::PushStats;
 /// batch costs nothing, small enough that a cut loses little (the receiver makes each batch
 /// durable before acknowledging it).
 pub const BATCH_BYTES: usize = 8 << 20;
-/// Request streams used in parallel for bulk transfer.
-pub const STREAMS: usize = 4;
+/// Request streams used in parallel for bulk transfer. Each has at most one batch in flight
+/// (the next is sent once the last is acknowledged as durable), so a cut connection loses
+/// at most this many batches: the next run re-sends only those.
+pub const STREAMS: usize = 2;
 
 const AGENT: &str = concat!("git-dits/", env!("CARGO_PKG_VERSION"));
 
@@ -260,6 +262,16 @@ fn resolve(url: &DitsUrl) -> Result<SocketAddr, NetError> {
         .ok_or_else(|| connect_err("the name resolves to no address".into()))
 }
 
+/// `dits.timeout` (seconds, default 30): how long a silent server is waited for before the
+/// transfer fails (and can be resumed).
+fn idle_timeout() -> Duration {
+    let secs = gitcmd::config_get("dits.timeout")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(30);
+    Duration::from_secs(secs)
+}
+
 fn trust_for(url: &DitsUrl) -> Trust {
     let authority = url.authority();
     let env_accept =
@@ -283,7 +295,7 @@ async fn connect_tls(url: &DitsUrl) -> Result<(quinn::Endpoint, quinn::Connectio
     let was_pinned = trust.pinned.is_some();
     let mut asked = false;
     loop {
-        let (config, seen) = tls::client_config(trust.clone())?;
+        let (config, seen) = tls::client_config(trust.clone(), idle_timeout())?;
         let bind: SocketAddr = if addr.is_ipv6() {
             "[::]:0".parse().expect("literal address")
         } else {

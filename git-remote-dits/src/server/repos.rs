@@ -38,8 +38,10 @@ impl Repos {
         self.root.join("server").join("hooks")
     }
 
-    /// The `update` hook refuses a ref whose new commits reference content the server lacks
-    /// (see `git dits hook update`). Rewritten at each start to point at this binary.
+    /// Hooks every repository runs (see `git dits hook`): `update` refuses a ref whose new
+    /// commits reference content the server lacks; `post-update` points a new repository's
+    /// HEAD at the first branch pushed, as Git hosts do. Rewritten at each start to run this
+    /// binary.
     fn write_hooks(&self) -> Result<(), NetError> {
         use std::os::unix::fs::PermissionsExt;
         let dir = self.hooks_dir();
@@ -50,15 +52,26 @@ impl Repos {
             .display()
             .to_string()
             .replace('\'', "'\\''");
-        let script = format!(
-            "#!/bin/sh\n# Written by `git dits serve`: refuse refs whose content is not on this server.\nexec '{program}' hook update \"$@\"\n"
-        );
-        let path = dir.join("update");
-        let tmp = dir.join("update.tmp");
-        std::fs::write(&tmp, script)
-            .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)))
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| NetError::io(format!("writing {}", path.display()), e))
+        for (name, why) in [
+            ("update", "refuse refs whose content is not on this server"),
+            (
+                "post-update",
+                "give a new repository's HEAD the first branch pushed",
+            ),
+        ] {
+            let script = format!(
+                "#!/bin/sh\n# Written by `git dits serve`: {why}.\nexec '{program}' hook {name} \"$@\"\n"
+            );
+            let path = dir.join(name);
+            let tmp = dir.join(format!("{name}.tmp"));
+            std::fs::write(&tmp, script)
+                .and_then(|()| {
+                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+                })
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| NetError::io(format!("writing {}", path.display()), e))?;
+        }
+        Ok(())
     }
 
     /// Where repository `repo` lives; the path is checked again here, whatever the caller did.

@@ -1,0 +1,415 @@
+//! Sharing through a real `git dits serve` on 127.0.0.1 with real git on both sides: push,
+//! clone, fetch, pull, branches, tags, force-push, deletion, two users, the ordinary-host
+//! path, skip-smudge clones, the integrity invariant and authentication refusals.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::{b3, stderr_of, write_content, Env, GITS};
+
+/// A repository with two tracked media files and a code file, committed.
+fn media_repo(env: &Env, name: &str) -> std::path::PathBuf {
+    let dir = env.repo(name, &["*.mov", "*.bin"]);
+    write_content(&dir.join("clip.mov"), 1, 3 << 20);
+    write_content(&dir.join("asset.bin"), 2, 700_000);
+    fs::write(dir.join("main.c"), "int main(void) { return 0; }\n").unwrap();
+    env.commit_all(&dir, "first");
+    dir
+}
+
+fn same_files(a: &Path, b: &Path, names: &[&str]) {
+    for n in names {
+        assert_eq!(b3(&a.join(n)), b3(&b.join(n)), "{n} differs");
+    }
+}
+
+/// Overwrites `len` bytes at `offset` with other deterministic bytes.
+fn edit_in_place(path: &Path, offset: u64, len: usize, seed: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(&support::content(seed, len)).unwrap();
+}
+
+#[test]
+fn push_clone_pull_branches_tags_force_and_delete() {
+    for git in GITS {
+        let env = Env::with_git(Path::new(git));
+        let server = env.start_server("srv");
+        let token = env.token(&server, "team/*", true);
+        env.login(&server, &token);
+        let a = media_repo(&env, "a");
+        let url = server.url("team/film");
+        env.git(&a, &["remote", "add", "origin", &url]);
+        env.git(&a, &["push", "-q", "-u", "origin", "main"]);
+        let first_push = server.bytes("put");
+        assert!(
+            first_push >= (3 << 20) + 700_000,
+            "the content went to the server ({first_push} bytes)"
+        );
+        // Git objects are real Git on the server: a bare repository with pointers only.
+        let bare = server.repo_dir("team/film");
+        let blob = env.git_stdout(&bare, &["cat-file", "-p", "main:clip.mov"]);
+        assert!(blob.starts_with("dits-pointer v1\n"), "{blob}");
+
+        let b = env.path("b");
+        env.git(env.tmp.path(), &["clone", "-q", &url, "b"]);
+        same_files(&a, &b, &["clip.mov", "asset.bin", "main.c"]);
+        env.assert_clean(&b);
+
+        // An edit of 64 KiB in a 3 MiB file sends about that, not the file.
+        edit_in_place(&a.join("clip.mov"), 1 << 20, 64 << 10, 9);
+        env.commit_all(&a, "edit");
+        let before = server.bytes("put");
+        env.git(&a, &["push", "-q"]);
+        let sent = server.bytes("put") - before;
+        assert!(
+            sent < (64 << 10) + (1 << 20),
+            "an edit of 64 KiB sent {sent} bytes"
+        );
+        env.git(&b, &["pull", "-q"]);
+        same_files(&a, &b, &["clip.mov"]);
+        env.assert_clean(&b);
+
+        // Branches and tags.
+        env.git(&a, &["switch", "-q", "-c", "feature"]);
+        write_content(&a.join("extra.bin"), 3, 200_000);
+        env.commit_all(&a, "feature");
+        env.git(&a, &["push", "-q", "origin", "feature"]);
+        env.git(&a, &["tag", "-a", "-m", "v1", "v1"]);
+        env.git(&a, &["push", "-q", "origin", "v1"]);
+        let refs = env.git_stdout(&a, &["ls-remote", "origin"]);
+        for r in ["refs/heads/main", "refs/heads/feature", "refs/tags/v1"] {
+            assert!(refs.contains(r), "{r} missing from\n{refs}");
+        }
+        env.git(&b, &["fetch", "-q"]);
+        env.git(&b, &["switch", "-q", "feature"]);
+        same_files(&a, &b, &["extra.bin"]);
+
+        // Force-push a rewritten branch, then delete it.
+        write_content(&a.join("extra.bin"), 4, 200_000);
+        env.git(&a, &["commit", "-q", "-a", "--amend", "-m", "feature v2"]);
+        env.git(&a, &["push", "-q", "-f", "origin", "feature"]);
+        let head = env.git_stdout(&a, &["rev-parse", "HEAD"]);
+        let remote = env.git_stdout(&a, &["ls-remote", "origin", "refs/heads/feature"]);
+        assert!(remote.starts_with(head.trim()), "{remote} vs {head}");
+        env.git(&a, &["push", "-q", "origin", "--delete", "feature"]);
+        let refs = env.git_stdout(&a, &["ls-remote", "origin"]);
+        assert!(!refs.contains("refs/heads/feature"), "{refs}");
+        assert!(server.server_log().contains("authenticated for team/film"));
+
+        // A repository created by pushing a branch that is not git's default gets that
+        // branch as HEAD, so clones check it out.
+        let trunk = server.url("team/trunk-only");
+        env.git(&a, &["push", "-q", &trunk, "main:trunk"]);
+        env.git(env.tmp.path(), &["clone", "-q", &trunk, "t"]);
+        let branch = env.git_stdout(&env.path("t"), &["rev-parse", "--abbrev-ref", "HEAD"]);
+        assert_eq!(branch.trim(), "trunk");
+        same_files(&a, &env.path("t"), &["clip.mov"]);
+    }
+}
+
+#[test]
+fn two_users_one_rejected_then_succeeds_after_pull() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let a = media_repo(&env, "a");
+    let url = server.url("team/film");
+    env.git(&a, &["remote", "add", "origin", &url]);
+    env.git(&a, &["push", "-q", "-u", "origin", "main"]);
+    env.git(env.tmp.path(), &["clone", "-q", &url, "b"]);
+    let b = env.path("b");
+
+    write_content(&a.join("a-only.bin"), 10, 300_000);
+    env.commit_all(&a, "from a");
+    write_content(&b.join("b-only.bin"), 11, 300_000);
+    env.commit_all(&b, "from b");
+    env.git(&a, &["push", "-q"]);
+    let out = env.git_fails(&b, &["push"]);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("rejected")
+            && (err.contains("fetch first") || err.contains("non-fast-forward")),
+        "{err}"
+    );
+    env.git(&b, &["pull", "-q", "--no-rebase", "--no-edit"]);
+    env.git(&b, &["push", "-q"]);
+    env.git(&a, &["pull", "-q"]);
+    same_files(&a, &b, &["a-only.bin", "b-only.bin", "clip.mov"]);
+    env.assert_clean(&a);
+    env.assert_clean(&b);
+}
+
+#[test]
+fn skip_smudge_clone_then_fetch_and_pull() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let a = media_repo(&env, "a");
+    let url = server.url("team/film");
+    env.git(&a, &["remote", "add", "origin", &url]);
+    env.git(&a, &["push", "-q", "-u", "origin", "main"]);
+
+    let mut clone = env.cmd(env.tmp.path(), "git");
+    clone
+        .args(["clone", "-q", &url, "b"])
+        .env("GIT_DITS_SKIP_SMUDGE", "1");
+    env.run_ok(&mut clone);
+    let b = env.path("b");
+    let text = fs::read_to_string(b.join("clip.mov")).unwrap();
+    assert!(
+        text.starts_with("dits-pointer v1\n"),
+        "skip-smudge leaves pointers"
+    );
+    let gets_before = server.bytes("get");
+    assert_eq!(gets_before, 0, "a skip-smudge clone downloads no content");
+
+    // fetch brings the content into the store only; pull writes the files.
+    env.dits(&b, &["fetch", "-q"]);
+    assert!(server.bytes("get") >= (3 << 20) + 700_000);
+    assert!(fs::read_to_string(b.join("clip.mov"))
+        .unwrap()
+        .starts_with("dits-pointer v1\n"));
+    let ls = env.dits_stdout(&b, &["ls-files"]);
+    assert!(!ls.contains("missing"), "fetched content is local:\n{ls}");
+    let fetched = server.bytes("get");
+    env.dits(&b, &["pull", "-q", "clip.mov"]);
+    assert_eq!(
+        server.bytes("get"),
+        fetched,
+        "pull after fetch needs no download"
+    );
+    same_files(&a, &b, &["clip.mov"]);
+    assert!(fs::read_to_string(b.join("asset.bin")).is_ok_and(|t| t.starts_with("dits-pointer")));
+    env.dits(&b, &["pull", "-q"]);
+    same_files(&a, &b, &["clip.mov", "asset.bin"]);
+    env.assert_clean(&b);
+}
+
+#[test]
+fn ordinary_git_host_gets_content_through_the_pre_push_hook() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let hub = env.path("hub.git");
+    env.git(
+        env.tmp.path(),
+        &["init", "-q", "--bare", hub.to_str().unwrap()],
+    );
+    let hub_url = format!("file://{}", hub.display());
+
+    let a = env.repo("a", &["*.mov", "*.bin"]);
+    // Committed, so every clone and CI job knows where the content lives.
+    fs::write(
+        a.join(".ditsconfig"),
+        format!("[dits]\n\turl = {}\n", server.url("team/film")),
+    )
+    .unwrap();
+    write_content(&a.join("clip.mov"), 1, 2 << 20);
+    env.commit_all(&a, "first");
+    env.git(&a, &["remote", "add", "origin", &hub_url]);
+    env.git(&a, &["push", "-q", "-u", "origin", "main"]);
+    assert!(
+        server.bytes("put") >= 2 << 20,
+        "the hook uploaded the content"
+    );
+    assert!(
+        !hub.join("dits").exists(),
+        "content goes to the Dits server, not into the Git host"
+    );
+
+    // A clone from the Git host finds the server through .ditsconfig.
+    env.git(env.tmp.path(), &["clone", "-q", &hub_url, "c"]);
+    same_files(&a, &env.path("c"), &["clip.mov"]);
+    env.assert_clean(&env.path("c"));
+
+    // With the server down, the push fails and the Git host does not move.
+    write_content(&a.join("clip2.mov"), 2, 1 << 20);
+    env.commit_all(&a, "second");
+    let mut server = server;
+    server.stop();
+    let before = env.git_stdout(&hub, &["rev-parse", "main"]);
+    let mut push = env.cmd(&a, "git");
+    push.args(["-c", "dits.timeout=2", "push", "-q"]);
+    let out = push.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "push must fail:\n{}",
+        support::show(&out)
+    );
+    assert_eq!(env.git_stdout(&hub, &["rev-parse", "main"]), before);
+
+    // Without any Dits server named, a push to a host that is not on this machine is
+    // refused by the hook git runs (fed exactly what git feeds it).
+    let d = env.repo("d", &["*.mov"]);
+    write_content(&d.join("only-here.mov"), 5, 100_000);
+    env.commit_all(&d, "unshared");
+    let head = env.git_stdout(&d, &["rev-parse", "HEAD"]);
+    let mut hook = env.cmd(&d, "git");
+    hook.args([
+        "dits",
+        "hook",
+        "pre-push",
+        "origin",
+        "https://git.example.invalid/x.git",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = hook.spawn().unwrap();
+    use std::io::Write;
+    writeln!(
+        child.stdin.take().unwrap(),
+        "refs/heads/main {} refs/heads/main {}",
+        head.trim(),
+        "0".repeat(40)
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("only-here.mov") && err.contains("dits.url"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pushing_content_that_exists_nowhere_is_refused_on_both_sides() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let a = media_repo(&env, "a");
+    let url = server.url("team/film");
+    env.git(&a, &["remote", "add", "origin", &url]);
+    env.git(&a, &["push", "-q", "-u", "origin", "main"]);
+
+    write_content(&a.join("lost.mov"), 20, 1 << 20);
+    env.commit_all(&a, "lost content");
+    // The content vanishes from the local store before the push.
+    for entry in fs::read_dir(a.join(".git/dits/packs")).unwrap() {
+        fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let out = env.git_fails(&a, &["push"]);
+    let err = stderr_of(&out);
+    assert!(err.contains("lost.mov"), "the error names the path:\n{err}");
+    let head = env.git_stdout(&a, &["rev-parse", "HEAD"]);
+    let remote = env.git_stdout(&a, &["ls-remote", "origin", "refs/heads/main"]);
+    assert!(!remote.starts_with(head.trim()), "the ref did not move");
+
+    // The server enforces it too: a push straight into its repository, bypassing the
+    // helper, is refused by its update hook.
+    let bare = server.repo_dir("team/film");
+    let out = env.git_fails(
+        &a,
+        &[
+            "push",
+            "--no-verify",
+            bare.to_str().unwrap(),
+            "HEAD:refs/heads/main",
+        ],
+    );
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("dits: refusing refs/heads/main") && err.contains("lost.mov"),
+        "{err}"
+    );
+    let on_server = env.git_stdout(&bare, &["rev-parse", "main"]);
+    assert_ne!(on_server.trim(), head.trim());
+}
+
+#[test]
+fn authentication_and_trust_refusals_are_clear() {
+    let env = Env::new();
+    env.dits(&env.home, &["install", "--global", "-q"]);
+    let server = env.start_server("srv");
+    let write = env.token(&server, "team/film", true);
+    let read = env.token(&server, "team/film", false);
+    let other = env.token(&server, "team/other", true);
+    let a = media_repo(&env, "a");
+    let url = server.url("team/film");
+    env.git(&a, &["remote", "add", "origin", &url]);
+
+    // Unknown server, nothing pinned, no trust-on-first-use: refused with the fingerprint.
+    let mut push = env.cmd(&a, "git");
+    push.args(["push", "origin", "main"])
+        .env("GIT_TERMINAL_PROMPT", "0");
+    let out = push.output().unwrap();
+    let err = stderr_of(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("not known") && err.contains(&server.fingerprint),
+        "{err}"
+    );
+
+    // Trusted on first use when asked to, and pinned in the repository's config.
+    let mut push = env.cmd(&a, "git");
+    push.args(["push", "origin", "main"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_DITS_TRUST_NEW_SERVER", "1");
+    let out = push.output().unwrap();
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "no token yet");
+    assert!(err.contains("requires a token"), "{err}");
+    let pinned = env.git_stdout(
+        &a,
+        &["config", &format!("dits.{}.fingerprint", server.addr)],
+    );
+    assert_eq!(pinned.trim(), server.fingerprint);
+
+    // A wrong pin is a refusal, not a silent trust.
+    let key = format!("dits.{}.fingerprint", server.addr);
+    env.git(&a, &["config", &key, "blake3:0000"]);
+    let out = env.git_fails(&a, &["push", "origin", "main"]);
+    assert!(
+        stderr_of(&out).contains("pins blake3:0000"),
+        "{}",
+        stderr_of(&out)
+    );
+    env.git(&a, &["config", &key, &server.fingerprint]);
+
+    // A token for another repository, then a read-only one.
+    env.login(&server, &other);
+    let out = env.git_fails(&a, &["push", "origin", "main"]);
+    assert!(
+        stderr_of(&out).contains("refused the token"),
+        "{}",
+        stderr_of(&out)
+    );
+    env.login(&server, &read);
+    let out = env.git_fails(&a, &["push", "origin", "main"]);
+    assert!(stderr_of(&out).contains("read-only"), "{}", stderr_of(&out));
+    assert!(
+        !server.repo_dir("team/film").exists(),
+        "nothing was created"
+    );
+
+    // Write works; then the read-only token clones.
+    env.login(&server, &write);
+    env.git(&a, &["push", "-q", "origin", "main"]);
+    env.login(&server, &read);
+    env.git(env.tmp.path(), &["clone", "-q", &url, "b"]);
+    same_files(&a, &env.path("b"), &["clip.mov"]);
+
+    // Hostile repository paths never reach the server.
+    for bad in ["team/../x", "/abs", "a//b", ".hidden"] {
+        let out = env.git_output(
+            env.tmp.path(),
+            &["clone", &format!("dits://{}/{bad}", server.addr), "bad"],
+        );
+        assert!(!out.status.success());
+        assert!(
+            stderr_of(&out).contains("invalid repository path"),
+            "{bad}: {}",
+            stderr_of(&out)
+        );
+    }
+}

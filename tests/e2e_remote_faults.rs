@@ -1,0 +1,214 @@
+//! Interrupted transfers resume: a connection cut by a fault proxy, a client killed with
+//! kill -9, a server killed in the middle of a push. Each time the next run re-sends at most
+//! the batches that were in flight, and nothing stored is lost or damaged.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::udp_proxy::UdpProxy;
+use support::{b3, stderr_of, write_content, Env};
+
+/// Batches in flight at once: `STREAMS` in git-remote-dits, each of `BATCH_BYTES`.
+const BATCH: u64 = 8 << 20;
+const IN_FLIGHT: u64 = 2;
+const SIZE: u64 = 48 << 20;
+
+fn repo_with_big_file(env: &Env) -> std::path::PathBuf {
+    let a = env.repo("a", &["*.mov"]);
+    write_content(&a.join("big.mov"), 7, SIZE);
+    env.commit_all(&a, "big");
+    a
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn push_resumes_after_the_connection_is_cut() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let proxy = UdpProxy::start(&server.addr);
+    env.also_via(&server, &token, &proxy.authority());
+    let a = repo_with_big_file(&env);
+    let via = format!("dits://{}/team/film", proxy.authority());
+    env.git(&a, &["remote", "add", "origin", &via]);
+
+    proxy.cut_after(SIZE / 2);
+    let out = env.git_output(&a, &["-c", "dits.timeout=2", "push", "origin", "main"]);
+    assert!(
+        !out.status.success(),
+        "a cut push fails:\n{}",
+        support::show(&out)
+    );
+    assert!(proxy.is_cut());
+    let kept = server.bytes("put");
+    assert!(kept > 0, "complete batches before the cut were kept");
+
+    proxy.restore();
+    env.git(
+        &a,
+        &["-c", "dits.timeout=2", "push", "-q", "origin", "main"],
+    );
+    let resent = server.bytes("put") - kept;
+    // Everything the first attempt made durable is skipped; what was in flight is not.
+    assert!(
+        kept + resent <= SIZE + IN_FLIGHT * BATCH + (1 << 20),
+        "first push kept {kept}, second sent {resent}: more than {IN_FLIGHT} batches re-sent"
+    );
+    env.git(
+        env.tmp.path(),
+        &["clone", "-q", &server.url("team/film"), "b"],
+    );
+    assert_eq!(b3(&a.join("big.mov")), b3(&env.path("b").join("big.mov")));
+}
+
+#[test]
+fn push_resumes_after_kill_9_of_the_client() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let a = repo_with_big_file(&env);
+    env.git(&a, &["remote", "add", "origin", &server.url("team/film")]);
+
+    let mut push = env.cmd(&a, "git");
+    push.args(["push", "-q", "origin", "main"]).process_group(0);
+    let child = push.spawn().unwrap();
+    let pgid = child.id() as i32;
+    wait_for("the first batch", || server.bytes("put") > 0);
+    // git and its remote helper die at once, mid-transfer.
+    std::process::Command::new("kill")
+        .args(["-9", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let kept = server.bytes("put");
+    if kept >= SIZE {
+        // The machine was fast enough to finish before the kill: nothing to resume.
+        return;
+    }
+    env.git(&a, &["push", "-q", "origin", "main"]);
+    let resent = server.bytes("put") - kept;
+    assert!(
+        kept + resent <= SIZE + IN_FLIGHT * BATCH + (1 << 20),
+        "kept {kept}, re-sent {resent}"
+    );
+    env.git(
+        env.tmp.path(),
+        &["clone", "-q", &server.url("team/film"), "b"],
+    );
+    assert_eq!(b3(&a.join("big.mov")), b3(&env.path("b").join("big.mov")));
+}
+
+#[test]
+fn fetch_resumes_after_the_connection_is_cut() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let proxy = UdpProxy::start(&server.addr);
+    env.also_via(&server, &token, &proxy.authority());
+    let a = repo_with_big_file(&env);
+    env.git(&a, &["remote", "add", "origin", &server.url("team/film")]);
+    env.git(&a, &["push", "-q", "origin", "main"]);
+
+    let via = format!("dits://{}/team/film", proxy.authority());
+    let mut clone = env.cmd(env.tmp.path(), "git");
+    clone
+        .args(["clone", "-q", &via, "b"])
+        .env("GIT_DITS_SKIP_SMUDGE", "1");
+    env.run_ok(&mut clone);
+    let b = env.path("b");
+    assert_eq!(server.bytes("get"), 0);
+
+    // The proxy counts client-to-server bytes: requests and acknowledgements. Cut once a
+    // fair part of the file has come down.
+    proxy.cut_after(proxy.relayed() + 200_000);
+    let mut fetch = env.cmd(&b, "git");
+    fetch.args(["-c", "dits.timeout=2", "dits", "fetch", "-q"]);
+    let out = fetch.output().unwrap();
+    assert!(!out.status.success(), "{}", support::show(&out));
+    let first = server.bytes("get");
+    proxy.restore();
+    let mut fetch = env.cmd(&b, "git");
+    fetch.args(["-c", "dits.timeout=2", "dits", "fetch", "-q"]);
+    env.run_ok(&mut fetch);
+    let second = server.bytes("get") - first;
+    assert!(
+        second + first.min(SIZE) <= SIZE + (IN_FLIGHT + 1) * BATCH,
+        "first fetch moved {first}, second {second}"
+    );
+    env.dits(&b, &["pull", "-q"]);
+    assert_eq!(b3(&a.join("big.mov")), b3(&b.join("big.mov")));
+}
+
+#[test]
+fn server_killed_mid_push_then_restarted_loses_nothing() {
+    let env = Env::new();
+    let mut server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let a = repo_with_big_file(&env);
+    env.git(&a, &["remote", "add", "origin", &server.url("team/film")]);
+    // A first, small push creates the repository.
+    let small = env.repo("s", &["*.mov"]);
+    write_content(&small.join("s.mov"), 1, 100_000);
+    env.commit_all(&small, "s");
+    env.git(
+        &small,
+        &["push", "-q", &server.url("team/film"), "main:small"],
+    );
+
+    let mut push = env.cmd(&a, "git");
+    push.args(["-c", "dits.timeout=2", "push", "-q", "origin", "main"]);
+    let child = push.spawn().unwrap();
+    wait_for("a batch of the big push", || {
+        server
+            .transfer_log()
+            .lines()
+            .filter(|l| l.contains("op=put"))
+            .count()
+            >= 2
+    });
+    server.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the push fails when the server dies");
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("resumes") || err.contains("lost") || err.contains("connect"),
+        "{err}"
+    );
+
+    let server = env.start_server_at("srv", &server.addr);
+    env.git(
+        &a,
+        &["-c", "dits.timeout=5", "push", "-q", "origin", "main"],
+    );
+    // The server's store is consistent: every object it lists verifies.
+    let bare = server.repo_dir("team/film");
+    let out = env.dits_output(&bare, &["fsck"]);
+    assert!(
+        out.status.success(),
+        "server store after a crash:\n{}",
+        support::show(&out)
+    );
+    env.git(
+        env.tmp.path(),
+        &["clone", "-q", &server.url("team/film"), "b"],
+    );
+    assert_eq!(b3(&a.join("big.mov")), b3(&env.path("b").join("big.mov")));
+}
