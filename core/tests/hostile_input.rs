@@ -130,3 +130,14 @@ fn mp4_boxes() {
     }
     run(&seeds, 20_000, fuzzing::mp4);
 }
+
+#[test]
+fn wire_frames() {
+    let mut seeds = fuzzing::wire_seeds();
+    // A length prefix that claims more than the limit, and one frame cut short.
+    seeds.push(vec![0xff, 0xff, 0xff, 0x7f, 0x21]);
+    let mut cut = seeds[0].clone();
+    cut.truncate(cut.len() / 2);
+    seeds.push(cut);
+    run(&seeds, 20_000, fuzzing::wire_frame);
+}

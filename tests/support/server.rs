@@ -29,9 +29,11 @@ impl Env {
             .append(true)
             .open(&log)
             .unwrap();
+        // The binary itself, not `git dits`: git runs git-dits as a child, and killing git
+        // would leave the server running.
         let mut child = self
-            .cmd(self.tmp.path(), "git")
-            .args(["dits", "serve", "--listen", addr, "--root"])
+            .cmd(self.tmp.path(), self.bin.join("git-dits"))
+            .args(["serve", "--listen", addr, "--root"])
             .arg(&root)
             .env("DITS_LOG", "info")
             .stdout(Stdio::piped())
@@ -165,11 +167,12 @@ impl Server {
     }
 
     /// SIGTERM and wait: a clean shutdown.
+    #[allow(unsafe_code)]
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = std::process::Command::new("kill")
-                .arg(c.id().to_string())
-                .status();
+            let pid = libc::pid_t::try_from(c.id()).unwrap();
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
             let _ = c.wait();
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 #[derive(Default)]
 struct Faults {
-    /// Client-to-server bytes relayed so far.
+    /// Bytes relayed so far, both directions.
     relayed: AtomicU64,
     /// Once `relayed` passes this, nothing more is relayed either way (0: never).
     cut_after: AtomicU64,
@@ -56,7 +56,7 @@ impl UdpProxy {
                         continue;
                     };
                     *client.lock().unwrap() = Some(from);
-                    if faults.pass(n as u64, true) {
+                    if faults.pass(n as u64) {
                         let _ = back.send(&buf[..n]);
                     }
                 }
@@ -70,7 +70,7 @@ impl UdpProxy {
                     let Ok(n) = back.recv(&mut buf) else { continue };
                     let to = *client.lock().unwrap();
                     if let Some(to) = to {
-                        if faults.pass(n as u64, false) {
+                        if faults.pass(n as u64) {
                             let _ = front.send_to(&buf[..n], to);
                         }
                     }
@@ -117,17 +117,15 @@ impl UdpProxy {
 }
 
 impl Faults {
-    fn pass(&self, n: u64, upstream: bool) -> bool {
+    fn pass(&self, n: u64) -> bool {
         if self.cut.load(Ordering::SeqCst) {
             return false;
         }
-        if upstream {
-            let total = self.relayed.fetch_add(n, Ordering::SeqCst) + n;
-            let limit = self.cut_after.load(Ordering::SeqCst);
-            if limit > 0 && total > limit {
-                self.cut.store(true, Ordering::SeqCst);
-                return false;
-            }
+        let total = self.relayed.fetch_add(n, Ordering::SeqCst) + n;
+        let limit = self.cut_after.load(Ordering::SeqCst);
+        if limit > 0 && total > limit {
+            self.cut.store(true, Ordering::SeqCst);
+            return false;
         }
         let every = self.drop_one_in.load(Ordering::Relaxed);
         if every > 0 && self.counter.fetch_add(1, Ordering::Relaxed) % u64::from(every) == 0 {
