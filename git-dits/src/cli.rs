@@ -140,8 +140,8 @@ pub enum Cmd {
         #[arg(long = "rev", value_name = "REV")]
         revs: Vec<String>,
     },
-    /// Download the content of tracked files at REFs into the local store, without touching
-    /// the work tree (default: HEAD).
+    /// Download the content of the tracked files in REFs' trees into the local store, without
+    /// touching the work tree (default: HEAD), so a later checkout needs no network.
     Fetch {
         /// The Dits server: a remote name or dits:// URL.
         #[arg(long)]

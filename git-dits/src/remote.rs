@@ -16,11 +16,14 @@ pub struct DitsServer {
     pub origin: String,
 }
 
-/// The remote's URL as configured (raw: gix need not understand the `dits` scheme).
-fn remote_url(repo: &Repo, name: &str) -> Option<String> {
+/// The remote's URL as configured (raw: gix need not understand the `dits` scheme); for
+/// pushing, `pushurl` wins as in git.
+fn remote_url(repo: &Repo, name: &str, push: bool) -> Option<String> {
     let cfg = repo.repo.config_snapshot();
-    cfg.string(format!("remote.{name}.pushurl").as_str())
-        .or_else(|| cfg.string(format!("remote.{name}.url").as_str()))
+    let key = |k: &str| cfg.string(format!("remote.{name}.{k}").as_str());
+    push.then(|| key("pushurl"))
+        .flatten()
+        .or_else(|| key("url"))
         .map(|v| v.to_string())
 }
 
@@ -70,7 +73,7 @@ pub fn server_for(repo: &Repo, remote: Option<&str>) -> Result<Option<DitsServer
         }
     };
     for name in &names {
-        if let Some(url) = remote_url(repo, name) {
+        if let Some(url) = remote_url(repo, name, true) {
             if url.starts_with("dits://") {
                 return Ok(Some(DitsServer {
                     url: DitsUrl::parse(&url)?,
@@ -105,7 +108,7 @@ pub fn all_servers(repo: &Repo) -> Vec<DitsUrl> {
         .collect();
     names.sort_by_key(|n| n != "origin");
     for name in names {
-        if let Some(url) = remote_url(repo, &name) {
+        if let Some(url) = remote_url(repo, &name, false) {
             if let Ok(u) = DitsUrl::parse(&url) {
                 out.push(u);
             }

@@ -28,6 +28,8 @@ pub enum NetError {
         got: &'static str,
         expected: &'static str,
     },
+    #[error("{peer} sent invalid data: {what}; nothing was stored from it")]
+    BadData { peer: String, what: String },
     #[error("chunk {id} from {peer} does not match its id (corrupted in transit or on the server); nothing was stored from it")]
     CorruptChunk {
         peer: String,

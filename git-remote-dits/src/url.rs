@@ -115,6 +115,10 @@ pub fn check_repo_path(path: &str) -> Result<(), UrlError> {
         if seg.starts_with('.') {
             return bad("a segment starts with '.' ('..' and hidden names are not allowed)");
         }
+        if seg.ends_with(".git") {
+            // Repositories live at <path>.git; a segment ending so would reach inside one.
+            return bad("a segment ends with '.git'");
+        }
         if !seg
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -161,6 +165,7 @@ mod tests {
             "dits://h/.git",
             "dits://h/a b",
             "dits://h/a;rm",
+            "dits://h/team.git/refs",
             "dits://h/a\\b",
             "dits://h:0/a",
             "dits://h:99999/a",

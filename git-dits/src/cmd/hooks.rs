@@ -82,7 +82,7 @@ fn pre_push(args: &[String]) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     };
-    let url = git_remote_dits::DitsUrl::parse(&server).with_context(|| format!("{origin}"))?;
+    let url = git_remote_dits::DitsUrl::parse(&server).context(origin)?;
     let session =
         Session::connect(&url).with_context(|| format!("connecting to {url} ({origin})"))?;
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -25,7 +25,11 @@ pub fn run(
     match action {
         None => serve(&root, listen, cert, key),
         Some(ServeAction::Fingerprint) => {
-            println!("{}", server::fingerprint(&root)?);
+            let fp = match cert.zip(key) {
+                Some((c, k)) => git_remote_dits::tls::ServerIdentity::load(c, k)?.fingerprint(),
+                None => server::fingerprint(&root)?,
+            };
+            println!("{fp}");
             Ok(ExitCode::SUCCESS)
         }
         Some(ServeAction::Token { action }) => token(&root, action),
@@ -75,7 +79,8 @@ fn token(root: &Path, action: &TokenAction) -> Result<ExitCode> {
                     Rights::Read => "read",
                     Rights::Write => "write",
                 };
-                println!("{} {rights:5} {} {}", &e.hash[..12], e.pattern, e.label);
+                let short = e.hash.get(..12).unwrap_or(&e.hash);
+                println!("{short} {rights:5} {} {}", e.pattern, e.label);
             }
         }
         TokenAction::Revoke { which } => {

@@ -12,7 +12,6 @@ use git_remote_dits::Session;
 
 use super::human;
 use crate::progress::Bar;
-use crate::reachable;
 use crate::remote::{server_for, DitsServer};
 use crate::repo::Repo;
 use crate::tracked;
@@ -51,16 +50,21 @@ pub fn push(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitCo
 pub fn fetch(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     let server = server(&repo, remote)?;
-    let include: Vec<String> = if revs.is_empty() {
+    let revs: Vec<String> = if revs.is_empty() {
         vec!["HEAD".into()]
     } else {
         revs.to_vec()
     };
-    let ids: Vec<FileId> = reachable::pointers(&include, &[])?
-        .into_iter()
-        .filter(|f| f.pointer.size > 0)
-        .map(|f| f.pointer.id)
-        .collect();
+    // The files of each revision's tree (what a checkout of it needs), not its history.
+    let mut ids: Vec<FileId> = Vec::new();
+    for rev in &revs {
+        ids.extend(
+            tracked::in_rev(&repo, rev)?
+                .into_iter()
+                .filter(|f| f.pointer.size > 0)
+                .map(|f| f.pointer.id),
+        );
+    }
     download(&repo, &server, &ids, quiet)?;
     Ok(ExitCode::SUCCESS)
 }

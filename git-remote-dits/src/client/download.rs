@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use dits_core::manifest::TopManifest;
 use dits_core::progress::Progress;
 use dits_core::store::{ChunkSink, ChunkSource, DiskStore};
-use dits_core::wire::{ErrorCode, Message, MAX_IDS_PER_QUERY};
+use dits_core::wire::{Message, MAX_IDS_PER_QUERY};
 use dits_core::{ChunkId, FileId, Manifest};
 use tokio::sync::mpsc;
 
@@ -74,9 +74,9 @@ impl Session {
                 .map(|g| store.read_chunk(&g.id))
                 .collect::<Result<Vec<_>, _>>()?;
             let id = top.file_id;
-            let m = Manifest::assemble(top, &group_bytes).map_err(|e| NetError::Remote {
-                code: ErrorCode::Internal,
-                message: format!("the server's manifest of {id} is inconsistent: {e}"),
+            let m = Manifest::assemble(top, &group_bytes).map_err(|e| NetError::BadData {
+                peer: self.peer(),
+                what: format!("its manifest of {id} is inconsistent ({e})"),
             })?;
             manifests.push(m);
         }
@@ -121,11 +121,9 @@ impl Session {
                     let top = TopManifest::decode(&top)
                         .ok()
                         .filter(|t| t.file_id == *id)
-                        .ok_or_else(|| NetError::Remote {
-                            code: ErrorCode::CorruptChunk,
-                            message: format!(
-                                "{peer} sent an invalid manifest for {id}; nothing was stored"
-                            ),
+                        .ok_or_else(|| NetError::BadData {
+                            peer: peer.clone(),
+                            what: format!("an invalid manifest for {id}"),
                         })?;
                     tops.push(top);
                 }

@@ -303,13 +303,10 @@ async fn connect_tls(url: &DitsUrl) -> Result<(quinn::Endpoint, quinn::Connectio
         };
         let endpoint =
             quinn::Endpoint::client(bind).map_err(|e| NetError::io("opening a UDP socket", e))?;
-        let server_name = if url.host.parse::<std::net::IpAddr>().is_ok() {
-            "dits-server"
-        } else {
-            url.host.as_str()
-        };
+        // An IP address is a valid name too (a CA may issue a certificate for it); a pinned
+        // or first-use certificate is checked by fingerprint, whatever names it carries.
         let attempt = endpoint
-            .connect_with(config, addr, server_name)
+            .connect_with(config, addr, &url.host)
             .map_err(|e| NetError::Connect {
                 addr: authority.clone(),
                 reason: e.to_string(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use dits_core::store::{ChunkSink, ChunkSource, DiskStore};
 use dits_core::transfer::{accept_manifest_top, AcceptError};
-use dits_core::wire::{ErrorCode, Message, Rights, PROTOCOL_VERSION};
+use dits_core::wire::{ErrorCode, Message, Rights, MAX_IDS_PER_QUERY, PROTOCOL_VERSION};
 use dits_core::ChunkId;
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,6 +14,9 @@ use super::{auth, Context};
 use crate::error::NetError;
 use crate::frames::{FrameReader, FrameWriter};
 use crate::url::check_repo_path;
+
+/// Chunks read from the store per blocking task when answering get-chunks.
+const READ_AHEAD: usize = 32;
 
 /// Hellos a connection may send before it is closed (slows token guessing).
 const MAX_HELLOS: u32 = 4;
@@ -123,6 +126,15 @@ impl Stream {
                 let _ = w.send(&Message::Error { code, message }).await;
             }
             Err(Fail::Net(e @ NetError::Lost { .. })) => tracing::debug!("{kind}: {e}"),
+            Err(Fail::Net(e @ (NetError::Wire { .. } | NetError::Unexpected { .. }))) => {
+                tracing::info!("{}: {kind}: {e}", self.peer);
+                let _ = w
+                    .send(&Message::Error {
+                        code: ErrorCode::BadRequest,
+                        message: e.to_string(),
+                    })
+                    .await;
+            }
             Err(Fail::Net(e)) => {
                 tracing::error!("{}: {kind}: {e}", self.peer);
                 let _ = w
@@ -434,30 +446,43 @@ impl Stream {
                     format!("expected get-chunks, got a {} frame", msg.name()),
                 ));
             };
-            let store = Arc::clone(&store);
-            // Read (and verify) on a blocking thread; a batch is at most a few megabytes.
-            let read = tokio::task::spawn_blocking(move || {
-                ids.into_iter()
-                    .map(|id| store.read_chunk(&id).map(|d| (id, d)))
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .map_err(|e| Fail::Net(NetError::io("chunk reader", std::io::Error::other(e))))?;
+            if ids.len() > MAX_IDS_PER_QUERY {
+                return Err(Fail::Refuse(
+                    ErrorCode::BadRequest,
+                    format!("at most {MAX_IDS_PER_QUERY} ids per request"),
+                ));
+            }
             let (mut n, mut bytes) = (0u64, 0u64);
-            for item in read {
-                let (id, data) = item.map_err(|e| match e {
-                    dits_core::store::StoreError::ChunkMissing { id } => Fail::Refuse(
-                        ErrorCode::NotFound,
-                        format!("chunk {id} is not on the server"),
-                    ),
-                    e => Fail::Refuse(
-                        ErrorCode::Internal,
-                        format!("{e} (on the server; its admin should run `git dits fsck` there)"),
-                    ),
-                })?;
-                n += 1;
-                bytes += data.len() as u64;
-                w.send(&Message::Chunk { id, data }).await?;
+            // Read (and verify) a few chunks at a time on a blocking thread, so what a client
+            // asks for never sits in memory at once.
+            for group in ids.chunks(READ_AHEAD) {
+                let store = Arc::clone(&store);
+                let group = group.to_vec();
+                let read = tokio::task::spawn_blocking(move || {
+                    group
+                        .into_iter()
+                        .map(|id| store.read_chunk(&id).map(|d| (id, d)))
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|e| Fail::Net(NetError::io("chunk reader", std::io::Error::other(e))))?;
+                for item in read {
+                    let (id, data) = item.map_err(|e| match e {
+                        dits_core::store::StoreError::ChunkMissing { id } => Fail::Refuse(
+                            ErrorCode::NotFound,
+                            format!("chunk {id} is not on the server"),
+                        ),
+                        e => Fail::Refuse(
+                            ErrorCode::CorruptChunk,
+                            format!(
+                                "{e} (on the server; its admin should run `git dits fsck` there)"
+                            ),
+                        ),
+                    })?;
+                    n += 1;
+                    bytes += data.len() as u64;
+                    w.send(&Message::Chunk { id, data }).await?;
+                }
             }
             w.send(&Message::BatchEnd).await?;
             self.ctx.log.record(self.conn_id, &g.repo, "get", n, bytes);
