@@ -413,3 +413,30 @@ fn authentication_and_trust_refusals_are_clear() {
         );
     }
 }
+
+#[test]
+fn a_new_server_behind_an_old_url_gets_all_content() {
+    // Remote-tracking refs say origin has the commit, but origin is now another (empty)
+    // server: the helper trusts the server's own ref advertisement, not those refs.
+    let env = Env::new();
+    let first = env.start_server("one");
+    let token = env.token(&first, "team/film", true);
+    env.login(&first, &token);
+    let a = media_repo(&env, "a");
+    env.git(&a, &["remote", "add", "origin", &first.url("team/film")]);
+    env.git(&a, &["push", "-q", "-u", "origin", "main"]);
+    let second = env.start_server("two");
+    let token2 = env.token(&second, "team/film", true);
+    env.also_via(&second, &token2, &second.addr);
+    env.git(
+        &a,
+        &["remote", "set-url", "origin", &second.url("team/film")],
+    );
+    env.git(&a, &["push", "-q", "origin", "main"]);
+    assert!(second.bytes("put") >= 3 << 20);
+    env.git(
+        env.tmp.path(),
+        &["clone", "-q", &second.url("team/film"), "b"],
+    );
+    same_files(&a, &env.path("b"), &["clip.mov", "asset.bin"]);
+}

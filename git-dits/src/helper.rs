@@ -35,9 +35,9 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         };
     }
-    let remote = args[0].clone();
-    let url = args.get(1).cloned().unwrap_or_else(|| remote.clone());
-    let mut uploader = Uploader { remote };
+    // `<remote> <url>`; a URL given on the command line is passed as both.
+    let url = args.get(1).cloned().unwrap_or_else(|| args[0].clone());
+    let mut uploader = Uploader;
     // The same buffered reader serves the helper commands and then the tunnel, so no byte
     // git sent can be stranded in a buffer the tunnel does not see.
     let stdin = io::BufReader::with_capacity(256 << 10, io::stdin());
@@ -51,29 +51,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-struct Uploader {
-    remote: String,
-}
+struct Uploader;
 
 impl PushPreparer for Uploader {
     fn before_push(
         &mut self,
         session: &Session,
         updates: &[RefUpdate],
+        advertised: &[String],
         progress: bool,
     ) -> Result<(), String> {
         let repo = Repo::discover().map_err(|e| format!("{e:#}"))?;
         let include: Vec<String> = updates.iter().map(|u| u.new.clone()).collect();
-        let mut exclude: Vec<String> = updates
-            .iter()
-            .filter(|u| u.old.bytes().any(|b| b != b'0'))
-            .map(|u| u.old.clone())
-            .collect();
-        // What the remote had at the last fetch is there already (the server's hook saw to
-        // it); a remote given as a bare URL has no tracking refs.
-        if !self.remote.contains("://") {
-            exclude.push(format!("--remotes={}", self.remote));
-        }
+        // Commits the server's refs point at are complete there (its hook saw to that).
+        // Its own advertisement is the authority, not our remote-tracking refs, which may
+        // be stale or belong to another server that once had this URL.
+        let exclude: Vec<String> = advertised.to_vec();
         upload(&repo, session, &include, &exclude, progress).map_err(|e| format!("{e:#}"))
     }
 }

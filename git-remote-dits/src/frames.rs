@@ -1,7 +1,7 @@
 //! Reading and writing protocol frames on QUIC streams (the codec itself is sans-IO in
 //! `dits_core::wire`).
 
-use dits_core::wire::{self, FrameHeader, Message, FRAME_HEADER_LEN};
+use dits_core::wire::{self, FrameHeader, Message, CHUNK_KIND, FRAME_HEADER_LEN};
 use quinn::{ReadExactError, RecvStream, SendStream};
 
 use crate::error::NetError;
@@ -35,19 +35,31 @@ impl FrameReader {
             Err(e) => return Err(self.lost(e)),
         }
         let header = FrameHeader::parse(head).map_err(|source| self.wire(source))?;
+        if header.kind == CHUNK_KIND && header.body_len >= 32 {
+            // Bulk data is read once, into the buffer that carries it on.
+            let mut id = [0u8; 32];
+            self.recv
+                .read_exact(&mut id)
+                .await
+                .map_err(|e| self.lost(e))?;
+            let mut data = vec![0u8; header.body_len - 32];
+            self.recv
+                .read_exact(&mut data)
+                .await
+                .map_err(|e| self.lost(e))?;
+            return Ok(Some(Message::Chunk {
+                id: dits_core::ChunkId(id),
+                data,
+            }));
+        }
         let mut body = vec![0u8; header.body_len];
         self.recv
             .read_exact(&mut body)
             .await
             .map_err(|e| self.lost(e))?;
-        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + body.len());
-        frame.extend_from_slice(&head);
-        frame.extend_from_slice(&body);
-        match wire::decode_frame(&frame) {
-            Ok(Some((msg, _))) => Ok(Some(msg)),
-            Ok(None) => Err(self.lost("a frame ended early")),
-            Err(source) => Err(self.wire(source)),
-        }
+        Message::decode(header.kind, &body)
+            .map(Some)
+            .map_err(|source| self.wire(source))
     }
 
     /// The next message, which must exist; an `Error` frame becomes [`NetError::Remote`].
@@ -99,6 +111,34 @@ impl FrameWriter {
         wire::encode_frame(msg, &mut self.buf);
         self.send
             .write_all(&self.buf)
+            .await
+            .map_err(|e| NetError::Lost {
+                peer: self.peer.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Sends a chunk frame without copying `data`: the buffer is handed to QUIC as is.
+    pub async fn send_chunk(
+        &mut self,
+        id: dits_core::ChunkId,
+        data: Vec<u8>,
+    ) -> Result<(), NetError> {
+        let len = u32::try_from(1 + 32 + data.len()).map_err(|_| NetError::Lost {
+            peer: self.peer.clone(),
+            reason: "chunk too large for a frame".into(),
+        })?;
+        self.buf.clear();
+        self.buf.extend_from_slice(&len.to_le_bytes());
+        self.buf.push(CHUNK_KIND);
+        self.buf.extend_from_slice(id.as_bytes());
+        let lost = |e: quinn::WriteError| NetError::Lost {
+            peer: self.peer.clone(),
+            reason: e.to_string(),
+        };
+        self.send.write_all(&self.buf).await.map_err(lost)?;
+        self.send
+            .write_chunk(bytes::Bytes::from(data))
             .await
             .map_err(|e| NetError::Lost {
                 peer: self.peer.clone(),

@@ -21,12 +21,14 @@ pub struct RefUpdate {
 
 /// What the helper needs from the repository: uploading the content of pushed commits.
 pub trait PushPreparer {
-    /// Called before git's commands reach the server. An error aborts the push; its text is
-    /// shown to the user.
+    /// Called before git's commands reach the server, with the object ids the server
+    /// advertised (its refs: commits it has, with their content). An error aborts the push;
+    /// its text is shown to the user.
     fn before_push(
         &mut self,
         session: &Session,
         updates: &[RefUpdate],
+        advertised: &[String],
         progress: bool,
     ) -> Result<(), String>;
 }
@@ -107,8 +109,8 @@ pub fn run<R: BufRead + Send, W: Write + Send>(
                     .and_then(|()| output.flush())
                     .map_err(|e| NetError::io("writing to git", e))?;
                 let intercept = service == "git-receive-pack";
-                return tunnel(&session, send, recv, input, output, intercept, |s, u| {
-                    preparer.before_push(s, u, progress)
+                return tunnel(&session, send, recv, input, output, intercept, |s, u, a| {
+                    preparer.before_push(s, u, a, progress)
                 });
             }
             Command::Unknown(what) => {
@@ -124,8 +126,25 @@ pub fn run<R: BufRead + Send, W: Write + Send>(
     }
 }
 
+/// A QUIC stream as a blocking reader.
+struct StreamReader<'a> {
+    session: &'a Session,
+    recv: &'a mut quinn::RecvStream,
+}
+
+impl Read for StreamReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.session.block_on(self.recv.read(buf)) {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => Ok(0),
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
 /// Copies git's side to the server and back until the server is done. With `intercept`, the
-/// first pkt-line section from git (the push commands) is held until `before_push` succeeds.
+/// first pkt-line section from git (the push commands) is held until `before_push` succeeds;
+/// it is given the object ids of the server's ref advertisement, read on the way down.
 fn tunnel<R: Read + Send, W: Write + Send>(
     session: &Session,
     mut send: quinn::SendStream,
@@ -133,14 +152,34 @@ fn tunnel<R: Read + Send, W: Write + Send>(
     mut input: R,
     mut output: W,
     intercept: bool,
-    mut before_push: impl FnMut(&Session, &[RefUpdate]) -> Result<(), String>,
+    mut before_push: impl FnMut(&Session, &[RefUpdate], &[String]) -> Result<(), String>,
 ) -> Result<(), NetError> {
     let lost = |e: &dyn std::fmt::Display| NetError::Lost {
         peer: session.url().authority(),
         reason: e.to_string(),
     };
+    let (adv_tx, adv_rx) = std::sync::mpsc::channel::<Vec<String>>();
     std::thread::scope(|scope| {
         let down = scope.spawn(|| -> Result<(), NetError> {
+            if intercept {
+                let mut reader = StreamReader {
+                    session,
+                    recv: &mut recv,
+                };
+                let (raw, lines) = read_section(&mut reader)
+                    .map_err(|e| NetError::io("reading the server's ref advertisement", e))?;
+                output
+                    .write_all(&raw)
+                    .and_then(|()| output.flush())
+                    .map_err(|e| NetError::io("writing to git", e))?;
+                let oids = lines
+                    .iter()
+                    .filter_map(|l| l.split(' ').next())
+                    .filter(|o| is_oid(o) && !is_zero(o))
+                    .map(str::to_owned)
+                    .collect();
+                let _ = adv_tx.send(oids);
+            }
             let mut buf = vec![0u8; 256 << 10];
             loop {
                 match session.block_on(recv.read(&mut buf)) {
@@ -155,12 +194,17 @@ fn tunnel<R: Read + Send, W: Write + Send>(
         });
         let up = (|| -> Result<(), NetError> {
             if intercept {
-                let (held, updates) = read_commands(&mut input)
+                let (held, lines) = read_section(&mut input)
                     .map_err(|e| NetError::io("reading git's push commands", e))?;
-                let real: Vec<RefUpdate> =
-                    updates.into_iter().filter(|u| !is_zero(&u.new)).collect();
+                let real: Vec<RefUpdate> = lines
+                    .iter()
+                    .filter_map(|l| parse_update(l))
+                    .filter(|u| !is_zero(&u.new))
+                    .collect();
                 if !real.is_empty() {
-                    if let Err(why) = before_push(session, &real) {
+                    // Git sent its commands, so it has read the whole advertisement.
+                    let advertised = adv_rx.recv().unwrap_or_default();
+                    if let Err(why) = before_push(session, &real, &advertised) {
                         // Nothing was sent: the server sees a broken stream and moves no ref.
                         let _ = send.reset(1u32.into());
                         return Err(NetError::Auth(why));
@@ -198,11 +242,26 @@ fn is_zero(oid: &str) -> bool {
     oid.bytes().all(|b| b == b'0')
 }
 
+fn is_oid(s: &str) -> bool {
+    s.len() >= 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `<old> <new> <ref>` of a push command (capabilities after a NUL already removed).
+fn parse_update(line: &str) -> Option<RefUpdate> {
+    let mut f = line.splitn(3, ' ');
+    let (old, new, name) = (f.next()?, f.next()?, f.next()?);
+    (is_oid(old) && is_oid(new)).then(|| RefUpdate {
+        old: old.to_owned(),
+        new: new.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
 /// Reads pkt-lines up to and including the first flush; returns their bytes (to forward
-/// unchanged) and the ref updates among them (`<old> <new> <ref>[\0caps]`).
-fn read_commands<R: Read>(input: &mut R) -> std::io::Result<(Vec<u8>, Vec<RefUpdate>)> {
+/// unchanged) and their text, each cut at a NUL (capabilities) and without the newline.
+fn read_section<R: Read>(input: &mut R) -> std::io::Result<(Vec<u8>, Vec<String>)> {
     let mut held = Vec::new();
-    let mut updates = Vec::new();
+    let mut lines = Vec::new();
     loop {
         let mut len = [0u8; 4];
         input.read_exact(&mut len)?;
@@ -210,9 +269,9 @@ fn read_commands<R: Read>(input: &mut R) -> std::io::Result<(Vec<u8>, Vec<RefUpd
         let len = std::str::from_utf8(&len)
             .ok()
             .and_then(|s| usize::from_str_radix(s, 16).ok())
-            .ok_or_else(|| std::io::Error::other("bad pkt-line length from git"))?;
+            .ok_or_else(|| std::io::Error::other("bad pkt-line length"))?;
         if len == 0 {
-            return Ok((held, updates));
+            return Ok((held, lines));
         }
         if len < 4 {
             continue;
@@ -222,17 +281,7 @@ fn read_commands<R: Read>(input: &mut R) -> std::io::Result<(Vec<u8>, Vec<RefUpd
         held.extend_from_slice(&payload);
         let text = String::from_utf8_lossy(&payload);
         let text = text.split('\0').next().unwrap_or("").trim_end_matches('\n');
-        let mut f = text.splitn(3, ' ');
-        if let (Some(old), Some(new), Some(name)) = (f.next(), f.next(), f.next()) {
-            let hex = |s: &str| s.len() >= 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
-            if hex(old) && hex(new) {
-                updates.push(RefUpdate {
-                    old: old.to_owned(),
-                    new: new.to_owned(),
-                    name: name.to_owned(),
-                });
-            }
-        }
+        lines.push(text.to_owned());
     }
 }
 
@@ -275,7 +324,8 @@ mod tests {
             pkt(&format!("{b} {z} refs/heads/old\n")),
         );
         let mut input = stream.as_bytes();
-        let (held, updates) = read_commands(&mut input).unwrap();
+        let (held, lines) = read_section(&mut input).unwrap();
+        let updates: Vec<RefUpdate> = lines.iter().filter_map(|l| parse_update(l)).collect();
         assert_eq!(held, stream.as_bytes()[..stream.len() - 8]);
         assert_eq!(input, b"PACKDATA");
         assert_eq!(
@@ -294,6 +344,6 @@ mod tests {
             ]
         );
         let mut garbage = &b"zzzz"[..];
-        assert!(read_commands(&mut garbage).is_err());
+        assert!(read_section(&mut garbage).is_err());
     }
 }

@@ -4,6 +4,10 @@
 use super::codec::WireError;
 use crate::id::{ChunkId, FileId};
 
+/// Frame type of [`Message::Chunk`], whose body is `id [32] | data`: readers may read the
+/// data straight into its own buffer.
+pub const CHUNK_KIND: u8 = kind::CHUNK;
+
 /// The protocol version this build speaks; the first exchange settles on it or fails.
 pub const PROTOCOL_VERSION: u16 = 1;
 
@@ -260,7 +264,9 @@ impl Message {
         }
     }
 
-    pub(super) fn decode(kind: u8, body: &[u8]) -> Result<Message, WireError> {
+    /// Decodes a body of frame type `kind` (the codec's second half, for callers that read
+    /// the header themselves).
+    pub fn decode(kind: u8, body: &[u8]) -> Result<Message, WireError> {
         let name = name_of(kind);
         let mut r = Reader { body, name };
         let msg = match kind {

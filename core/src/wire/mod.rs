@@ -6,7 +6,7 @@ mod codec;
 mod message;
 
 pub use codec::{decode_frame, encode_frame, FrameHeader, WireError, FRAME_HEADER_LEN, MAX_FRAME};
-pub use message::{ErrorCode, Message, Rights, PROTOCOL_VERSION};
+pub use message::{ErrorCode, Message, Rights, CHUNK_KIND, PROTOCOL_VERSION};
 
 /// ALPN name of the protocol; a TLS peer that does not speak it is refused in the handshake.
 pub const ALPN: &[u8] = b"dits/1";

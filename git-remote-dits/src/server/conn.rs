@@ -16,7 +16,7 @@ use crate::frames::{FrameReader, FrameWriter};
 use crate::url::check_repo_path;
 
 /// Chunks read from the store per blocking task when answering get-chunks.
-const READ_AHEAD: usize = 32;
+const READ_AHEAD: usize = 128;
 
 /// Hellos a connection may send before it is closed (slows token guessing).
 const MAX_HELLOS: u32 = 4;
@@ -298,7 +298,9 @@ impl Stream {
             .store(&g, true)?
             .ok_or_else(|| Fail::Refuse(ErrorCode::Internal, "repository not created".into()))?;
         enum Op {
-            Chunk(ChunkId, Vec<u8>),
+            /// Handed over a megabyte at a time: one wake-up of the writer per chunk
+            /// would cost more than the work.
+            Chunks(Vec<(ChunkId, Vec<u8>)>),
             End(oneshot::Sender<Result<(u32, u64), Fail>>),
         }
         let (tx, mut rx) = mpsc::channel::<Op>(64);
@@ -308,17 +310,19 @@ impl Stream {
             let mut corrupt = None;
             while let Some(op) = rx.blocking_recv() {
                 match op {
-                    Op::Chunk(id, data) => {
-                        if corrupt.is_some() {
-                            continue;
+                    Op::Chunks(chunks) => {
+                        for (id, data) in chunks {
+                            if corrupt.is_some() {
+                                break;
+                            }
+                            if ChunkId::of(&data) != id {
+                                corrupt = Some(id);
+                                break;
+                            }
+                            writer.put_chunk(id, &data)?;
+                            n += 1;
+                            bytes += data.len() as u64;
                         }
-                        if ChunkId::of(&data) != id {
-                            corrupt = Some(id);
-                            continue;
-                        }
-                        writer.put_chunk(id, &data)?;
-                        n += 1;
-                        bytes += data.len() as u64;
                     }
                     Op::End(reply) => {
                         writer.commit()?;
@@ -338,16 +342,47 @@ impl Stream {
             writer.commit()?;
             Ok(())
         });
+        const HAND_OVER: usize = 1 << 20;
         let received = async {
+            let mut pending: Vec<(ChunkId, Vec<u8>)> = Vec::new();
+            let mut pending_bytes = 0;
             loop {
-                match r.next().await? {
-                    None => return Ok(()),
+                let next = match r.next().await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // What arrived whole is kept, whatever broke the stream.
+                        let _ = tx.send(Op::Chunks(pending)).await;
+                        return Err(e.into());
+                    }
+                };
+                match next {
+                    None => {
+                        let _ = tx.send(Op::Chunks(pending)).await;
+                        return Ok(());
+                    }
                     Some(Message::Chunk { id, data }) => {
-                        if tx.send(Op::Chunk(id, data)).await.is_err() {
-                            return Ok(());
+                        pending_bytes += data.len();
+                        pending.push((id, data));
+                        if pending_bytes >= HAND_OVER {
+                            pending_bytes = 0;
+                            if tx
+                                .send(Op::Chunks(std::mem::take(&mut pending)))
+                                .await
+                                .is_err()
+                            {
+                                return Ok(());
+                            }
                         }
                     }
                     Some(Message::BatchEnd) => {
+                        pending_bytes = 0;
+                        if tx
+                            .send(Op::Chunks(std::mem::take(&mut pending)))
+                            .await
+                            .is_err()
+                        {
+                            return Ok(());
+                        }
                         let (reply, answer) = oneshot::channel();
                         if tx.send(Op::End(reply)).await.is_err() {
                             return Ok(());
@@ -481,7 +516,7 @@ impl Stream {
                     })?;
                     n += 1;
                     bytes += data.len() as u64;
-                    w.send(&Message::Chunk { id, data }).await?;
+                    w.send_chunk(id, data).await?;
                 }
             }
             w.send(&Message::BatchEnd).await?;
