@@ -440,3 +440,80 @@ fn a_new_server_behind_an_old_url_gets_all_content() {
     );
     same_files(&a, &env.path("b"), &["clip.mov", "asset.bin"]);
 }
+
+/// Allocated bytes under `dir` (what `du` counts).
+fn disk_use(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() {
+            disk_use(&entry.path())
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    total
+}
+
+#[test]
+fn prune_keeps_a_clone_near_one_copy_and_fsck_knows_the_server_has_the_rest() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let a = media_repo(&env, "a");
+    env.git(&a, &["remote", "add", "origin", &server.url("team/film")]);
+    env.git(&a, &["push", "-q", "-u", "origin", "main"]);
+    edit_in_place(&a.join("clip.mov"), 0, 4096, 33);
+    env.commit_all(&a, "v2");
+    env.git(&a, &["push", "-q"]);
+
+    env.git(
+        env.tmp.path(),
+        &["clone", "-q", &server.url("team/film"), "b"],
+    );
+    let b = env.path("b");
+    let content = (3 << 20) + 700_000;
+    assert!(
+        disk_use(&b.join(".git/dits")) > content,
+        "a clone stores the content twice"
+    );
+
+    // Content that exists only here is never dropped.
+    write_content(&b.join("local-only.bin"), 44, 500_000);
+    env.commit_all(&b, "not pushed");
+    env.dits(&b, &["prune", "-q", "--now"]);
+    let store = disk_use(&b.join(".git/dits"));
+    assert!(store < 700_000, "after prune the store holds {store} bytes");
+    assert!(
+        disk_use(&b) < content + 700_000 + (1 << 20),
+        "the clone is about 1x its content"
+    );
+
+    // fsck: content on the server is not a problem; the local-only file is intact.
+    let out = env.dits(&b, &["fsck"]);
+    assert!(
+        stderr_of(&out).contains("not stored here but are on"),
+        "{}",
+        stderr_of(&out)
+    );
+    // Versions needed later come back from the server, verified.
+    env.git(&b, &["checkout", "-q", "HEAD~2"]);
+    same_files(&a, &b, &["asset.bin"]);
+    env.git(&a, &["checkout", "-q", "HEAD~1"]);
+    same_files(&a, &b, &["clip.mov"]);
+    env.git(&b, &["checkout", "-q", "main"]);
+    env.assert_clean(&b);
+    assert!(b.join("local-only.bin").is_file());
+
+    // With the server gone, what is not here is a problem again.
+    env.dits(&b, &["prune", "-q", "--now"]);
+    let mut server = server;
+    server.stop();
+    let mut fsck = env.cmd(&b, "git");
+    fsck.args(["-c", "dits.timeout=2", "dits", "fsck"]);
+    let out = fsck.output().unwrap();
+    assert!(!out.status.success(), "{}", support::show(&out));
+}

@@ -156,6 +156,22 @@ pub enum Cmd {
         remote: Option<String>,
         paths: Vec<PathBuf>,
     },
+    /// Drop local copies of content the Dits server has (keeps a clone near 1x its size).
+    ///
+    /// After a clone every file is stored twice: in the work tree and in .git/dits. Packs
+    /// whose every chunk the server holds are deleted; content needed later is fetched
+    /// again, verified. Packs written in the last hour are left alone unless --now.
+    Prune {
+        /// The Dits server: a remote name or dits:// URL (default as for push).
+        #[arg(long)]
+        remote: Option<String>,
+        /// Also packs written in the last hour (only when no other git-dits runs).
+        #[arg(long)]
+        now: bool,
+        /// Say what would be dropped; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run a Dits server: bare Git repositories and chunk stores under --root, over QUIC.
     ///
     /// Prints `listening ADDR` and `fingerprint blake3:...` on stdout once ready; clients pin

@@ -426,6 +426,78 @@ impl DiskStore {
         Ok(dropped)
     }
 
+    /// The chunk ids of each pack written at least `min_age` ago (a younger pack may still
+    /// be growing in another process), for [`Self::delete_pack`] decisions.
+    pub fn settled_packs(
+        &self,
+        min_age: std::time::Duration,
+    ) -> Result<Vec<(String, Vec<ChunkId>)>, StoreError> {
+        self.refresh()?;
+        let now = std::time::SystemTime::now();
+        let packs: Vec<Arc<Pack>> = self.read_packs().list.clone();
+        let mut out = Vec::new();
+        for pack in packs {
+            let modified = fs::metadata(&pack.data_path)
+                .and_then(|m| m.modified())
+                .map_err(|e| StoreError::io(&pack.data_path, e))?;
+            let age = now.duration_since(modified).unwrap_or_default();
+            if age >= min_age {
+                out.push((pack.name.clone(), pack.index.iter().map(|e| e.id).collect()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a whole pack (index first, so no reader ever trusts a missing data file) and
+    /// returns the bytes freed. The caller decides that every chunk in it is dispensable.
+    pub fn delete_pack(&self, name: &str) -> Result<u64, StoreError> {
+        let dir = self.packs_dir();
+        let idx = dir.join(format!("{name}.idx"));
+        let data = dir.join(format!("{name}.pack"));
+        let freed = fs::metadata(&data).map(|m| m.len()).unwrap_or(0)
+            + fs::metadata(&idx).map(|m| m.len()).unwrap_or(0);
+        for path in [&idx, &data] {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(path, e)),
+            }
+        }
+        fsio::sync_dir(&dir)?;
+        self.packs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .list
+            .retain(|p| p.name != name);
+        Ok(freed)
+    }
+
+    /// Rewrites pack `name` keeping only the chunks in `keep` (copied, verified, into a new
+    /// pack that is made durable first), then deletes the old pack. Returns the bytes freed.
+    /// A crash in between leaves both packs (duplicates are harmless) or an orphan new pack.
+    pub fn rewrite_pack(
+        &self,
+        name: &str,
+        keep: &std::collections::HashSet<ChunkId>,
+    ) -> Result<u64, StoreError> {
+        let pack = self
+            .read_packs()
+            .list
+            .iter()
+            .find(|p| p.name == name)
+            .cloned();
+        let Some(pack) = pack else { return Ok(0) };
+        let mut writer = PackWriter::isolated(self)?;
+        let mut written = 0;
+        for entry in pack.index.iter().filter(|e| keep.contains(&e.id)) {
+            let data = Self::read_record(&pack, &entry)?;
+            written += super::ChunkSink::put_chunk(&mut writer, entry.id, &data)?;
+        }
+        super::ChunkSink::commit(&mut writer)?;
+        drop(writer);
+        Ok(self.delete_pack(name)?.saturating_sub(written))
+    }
+
     /// Stores a top-level manifest; its group objects must be committed already.
     pub(crate) fn write_manifest_top(&self, id: &FileId, top: &[u8]) -> Result<(), StoreError> {
         fsio::create_once(&self.manifest_path(id), top)

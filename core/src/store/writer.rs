@@ -80,6 +80,9 @@ pub struct PackWriter<'s> {
     store: &'s DiskStore,
     compressor: Option<Compressor>,
     open: Option<OpenPack>,
+    /// Writes into a pack of its own even what the store already holds (copying records
+    /// out of a pack about to be deleted); never shares its pack.
+    isolated: bool,
 }
 
 impl<'s> PackWriter<'s> {
@@ -96,13 +99,31 @@ impl<'s> PackWriter<'s> {
             store,
             compressor,
             open: store.take_spare(),
+            isolated: false,
+        })
+    }
+
+    /// A writer for [`DiskStore::rewrite_pack`]: a fresh pack, no dedup against the store.
+    pub(crate) fn isolated(store: &'s DiskStore) -> Result<Self, StoreError> {
+        let level = store.options().compression_level;
+        let compressor = if level > 0 {
+            Some(Compressor::new(level).map_err(|e| StoreError::io(store.root(), e))?)
+        } else {
+            None
+        };
+        Ok(PackWriter {
+            store,
+            compressor,
+            open: None,
+            isolated: true,
         })
     }
 }
 
 impl ChunkSink for PackWriter<'_> {
     fn has_chunk(&self, id: &ChunkId) -> bool {
-        self.open.as_ref().is_some_and(|p| p.ids.contains(id)) || self.store.has_chunk(id)
+        self.open.as_ref().is_some_and(|p| p.ids.contains(id))
+            || (!self.isolated && self.store.has_chunk(id))
     }
 
     fn put_chunk(&mut self, id: ChunkId, data: &[u8]) -> Result<u64, StoreError> {
@@ -207,7 +228,7 @@ impl Drop for PackWriter<'_> {
         let Some(pack) = self.open.take() else { return };
         if pack.committed == 0 {
             let _ = fs::remove_file(&pack.path);
-        } else if pack.len < self.store.options().pack_size_limit {
+        } else if pack.len < self.store.options().pack_size_limit && !self.isolated {
             // Another writer of this process continues the pack; if one is kept already,
             // this one is simply closed (it is complete and published).
             self.store.offer_spare(pack);

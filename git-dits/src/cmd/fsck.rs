@@ -103,8 +103,12 @@ pub fn run(revs: &[String], repair: bool, quiet: bool) -> Result<ExitCode> {
     let files = collect(&repo, revs)?;
     let bar = Bar::bytes(quiet, "verifying");
     bar.set_total(files.values().map(|s| s.pointer.size).sum());
-    let mut verified: HashMap<ChunkId, bool> = HashMap::new();
+    // Per chunk: Some(true) intact, Some(false) damaged, None not in the store.
+    let mut verified: HashMap<ChunkId, Option<bool>> = HashMap::new();
     let mut broken: Vec<&Seen> = Vec::new();
+    // Content that is simply not here (a skip-smudge clone, `git dits prune`): fine if the
+    // Dits server has it, checked below.
+    let mut not_local: Vec<(&Seen, String)> = Vec::new();
     let mut ids: Vec<&FileId> = files.keys().collect();
     ids.sort();
     for id in ids {
@@ -113,6 +117,10 @@ pub fn run(revs: &[String], repair: bool, quiet: bool) -> Result<ExitCode> {
             continue;
         }
         let ok = match store.read_manifest(id) {
+            Err(e @ StoreError::ManifestMissing { .. }) => {
+                not_local.push((seen, e.to_string()));
+                continue;
+            }
             Err(e) => {
                 eprintln!("{} (file {id}, at {}): {e}", seen.path, seen.at);
                 false
@@ -125,28 +133,52 @@ pub fn run(revs: &[String], repair: bool, quiet: bool) -> Result<ExitCode> {
                 false
             }
             Ok(m) => {
-                let mut file_ok = true;
+                let (mut damaged, mut missing) = (false, None);
                 for c in &m.chunks {
                     if bar.interrupted() {
                         anyhow::bail!("interrupted");
                     }
-                    let good =
+                    let state =
                         *verified
                             .entry(c.id)
                             .or_insert_with(|| match store.read_chunk(&c.id) {
-                                Ok(_) => true,
+                                Ok(_) => Some(true),
+                                Err(StoreError::ChunkMissing { .. }) => None,
                                 Err(e) => {
                                     eprintln!("{} (file {id}, at {}): {e}", seen.path, seen.at);
-                                    false
+                                    Some(false)
                                 }
                             });
-                    file_ok &= good;
+                    match state {
+                        Some(true) => {}
+                        Some(false) => damaged = true,
+                        None => {
+                            missing
+                                .get_or_insert(StoreError::ChunkMissing { id: c.id }.to_string());
+                        }
+                    }
                     bar.inc(u64::from(c.len));
                 }
-                file_ok
+                match missing {
+                    Some(why) if !damaged => {
+                        not_local.push((seen, why));
+                        continue;
+                    }
+                    _ => !damaged && missing.is_none(),
+                }
             }
         };
         if !ok {
+            problems += 1;
+            broken.push(seen);
+        }
+    }
+    if !not_local.is_empty() {
+        for (seen, why) in remote_lacks(&repo, &not_local, quiet) {
+            eprintln!(
+                "{} (file {}, at {}): {why}",
+                seen.path, seen.pointer.id, seen.at
+            );
             problems += 1;
             broken.push(seen);
         }
@@ -208,4 +240,52 @@ fn self_repair(repo: &Repo, store: &DiskStore, broken: &[&Seen], problems: usize
         }
     }
     Ok(left)
+}
+
+/// Of the files whose content is not (completely) local, those the Dits server does not have
+/// either, with why. Without a reachable server, all of them: nothing shows the content
+/// exists anywhere.
+fn remote_lacks<'a>(
+    repo: &Repo,
+    not_local: &[(&'a Seen, String)],
+    quiet: bool,
+) -> Vec<(&'a Seen, String)> {
+    let server = match crate::remote::server_for(repo, None) {
+        Ok(Some(s)) => s,
+        _ => return not_local.to_vec(),
+    };
+    let ids: Vec<FileId> = not_local.iter().map(|(s, _)| s.pointer.id).collect();
+    let present = git_remote_dits::Session::connect(&server.url).and_then(|s| s.has_files(&ids));
+    match present {
+        Ok(present) => {
+            let lacking: Vec<_> = not_local
+                .iter()
+                .zip(&present)
+                .filter(|(_, &p)| !p)
+                .map(|((s, why), _)| {
+                    (
+                        *s,
+                        format!("{why}; and {} does not have it either", server.url),
+                    )
+                })
+                .collect();
+            let remote_only = not_local.len() - lacking.len();
+            if remote_only > 0 && !quiet {
+                eprintln!(
+                    "{remote_only} file(s) are not stored here but are on {}; hint: `git dits pull` or `git dits fetch` brings them",
+                    server.url
+                );
+            }
+            lacking
+        }
+        Err(e) => not_local
+            .iter()
+            .map(|(s, why)| {
+                (
+                    *s,
+                    format!("{why}; and {} could not be asked: {e}", server.url),
+                )
+            })
+            .collect(),
+    }
 }

@@ -10,6 +10,7 @@ mod install;
 mod ls_files;
 mod merge;
 mod pointer;
+mod prune;
 mod serve;
 mod stats;
 mod status;
@@ -50,6 +51,11 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Cmd::Push { remote, revs } => sync::push(remote.as_deref(), revs, quiet),
         Cmd::Fetch { remote, refs } => sync::fetch(remote.as_deref(), refs, quiet),
         Cmd::Pull { remote, paths } => sync::pull(remote.as_deref(), paths, quiet),
+        Cmd::Prune {
+            remote,
+            now,
+            dry_run,
+        } => prune::run(remote.as_deref(), *now, *dry_run, quiet),
         Cmd::Serve {
             root,
             listen,
