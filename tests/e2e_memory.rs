@@ -59,3 +59,33 @@ fn four_gib_file_add_and_checkout_stay_small() {
     env.assert_clean(&repo);
     eprintln!("peak RSS: add {add_kib} KiB, checkout {checkout_kib} KiB");
 }
+
+/// The same bound across the network: pushing a 4 GiB file to a Dits server and cloning it
+/// (the filter fetches it behind git's `delay`, then writes it after git) keep every client
+/// process small.
+#[test]
+fn four_gib_file_push_and_clone_stay_small() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/huge", true);
+    env.login(&server, &token);
+    let repo = env.repo("r", &["*.bin"]);
+    let huge = repo.join("huge.bin");
+    write_content(&huge, 5, 4 << 30);
+    let expected = b3(&huge);
+    env.commit_all(&repo, "huge");
+    env.git(&repo, &["remote", "add", "origin", &server.url("team/huge")]);
+
+    let push_kib = peak_rss_kib(&env, &repo, &["push", "-q", "origin", "main"]);
+    assert!(push_kib < LIMIT_KIB, "git push peaked at {push_kib} KiB");
+    // Free the disk before the clone writes another 8 GiB (store and work tree).
+    fs::remove_dir_all(&repo).unwrap();
+
+    let url = server.url("team/huge");
+    let clone_kib = peak_rss_kib(&env, env.tmp.path(), &["clone", "-q", &url, "c"]);
+    assert!(clone_kib < LIMIT_KIB, "git clone peaked at {clone_kib} KiB");
+    let clone = env.path("c");
+    assert_eq!(b3(&clone.join("huge.bin")), expected, "content after clone");
+    env.assert_clean(&clone);
+    eprintln!("peak RSS: push {push_kib} KiB, clone {clone_kib} KiB");
+}

@@ -11,9 +11,9 @@ use support::udp_proxy::UdpProxy;
 use support::{b3, stderr_of, write_content, Env};
 
 /// Batches in flight at once: `STREAMS` in git-remote-dits, each of `BATCH_BYTES`.
-const BATCH: u64 = 8 << 20;
+const BATCH: u64 = 16 << 20;
 const IN_FLIGHT: u64 = 2;
-const SIZE: u64 = 48 << 20;
+const SIZE: u64 = 96 << 20;
 
 fn repo_with_big_file(env: &Env) -> std::path::PathBuf {
     let a = env.repo("a", &["*.mov"]);

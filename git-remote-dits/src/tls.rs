@@ -25,8 +25,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// QUIC settings for both ends. Windows are sized for loopback and LAN bulk transfer (the
-/// defaults cap one stream at about 1 MB in flight); datagrams may grow past 1500 bytes where
-/// the path allows, which on loopback cuts the per-packet cost several times.
+/// defaults cap one stream at about 1 MB in flight).
 /// `idle` is how long a silent peer is waited for before the connection counts as lost.
 pub fn transport(idle: Duration) -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
@@ -36,10 +35,40 @@ pub fn transport(idle: Duration) -> Arc<TransportConfig> {
     t.receive_window(VarInt::from_u32(64 << 20));
     t.send_window(64 << 20);
     t.max_concurrent_bidi_streams(VarInt::from_u32(256));
-    let mut mtu = quinn::MtuDiscoveryConfig::default();
-    mtu.upper_bound(16384);
-    t.mtu_discovery_config(Some(mtu));
+    // MTU discovery with quinn's defaults (up to 1452 bytes). Probing past that on loopback
+    // made quinn fall back to 1200 here, so jumbo sizes are not attempted.
+    t.mtu_discovery_config(Some(quinn::MtuDiscoveryConfig::default()));
     Arc::new(t)
+}
+
+/// A UDP socket with buffers large enough for bulk QUIC (the kernel caps them at
+/// `net.core.rmem_max`/`wmem_max`): a small receive buffer drops bursts, and every drop costs
+/// a retransmission and a congestion back-off.
+pub fn udp_socket(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let domain = if addr.is_ipv6() {
+        socket2::Domain::IPV6
+    } else {
+        socket2::Domain::IPV4
+    };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // Best effort: a smaller buffer works, just less well.
+    let _ = socket.set_recv_buffer_size(8 << 20);
+    let _ = socket.set_send_buffer_size(8 << 20);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Binds a quinn endpoint on a [`udp_socket`].
+pub fn endpoint(
+    addr: std::net::SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> std::io::Result<quinn::Endpoint> {
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        udp_socket(addr)?,
+        Arc::new(quinn::TokioRuntime),
+    )
 }
 
 /// The server's certificate chain and key.

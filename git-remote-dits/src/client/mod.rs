@@ -27,7 +27,7 @@ pub use upload::PushStats;
 /// Chunks travel in batches of about this many bytes: large enough that a round trip per
 /// batch costs nothing, small enough that a cut loses little (the receiver makes each batch
 /// durable before acknowledging it).
-pub const BATCH_BYTES: usize = 8 << 20;
+pub const BATCH_BYTES: usize = 16 << 20;
 /// Request streams used in parallel for bulk transfer. Each has at most one batch in flight
 /// (the next is sent once the last is acknowledged as durable), so a cut connection loses
 /// at most this many batches: the next run re-sends only those.
@@ -241,6 +241,18 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        let stats = self.conn.stats();
+        tracing::debug!(
+            "connection to {}: sent {} datagrams / {} bytes, received {} / {}, path MTU {}, rtt {:?}, lost {} packets",
+            self.url.authority(),
+            stats.udp_tx.datagrams,
+            stats.udp_tx.bytes,
+            stats.udp_rx.datagrams,
+            stats.udp_rx.bytes,
+            stats.path.current_mtu,
+            stats.path.rtt,
+            stats.path.lost_packets
+        );
         self.conn.close(0u32.into(), b"done");
         // Lets the close reach the server so it does not wait for an idle timeout.
         let endpoint = self.endpoint.clone();

@@ -71,7 +71,7 @@ pub fn run(opts: ServeOptions, ready: impl FnOnce(SocketAddr, &str)) -> Result<(
         .build()
         .map_err(|e| NetError::io("starting the server runtime", e))?;
     rt.block_on(async {
-        let endpoint = quinn::Endpoint::server(config, opts.listen)
+        let endpoint = crate::tls::endpoint(opts.listen, Some(config))
             .map_err(|e| NetError::io(format!("listening on {}", opts.listen), e))?;
         let local = endpoint
             .local_addr()
