@@ -74,7 +74,10 @@ fn four_gib_file_push_and_clone_stay_small() {
     write_content(&huge, 5, 4 << 30);
     let expected = b3(&huge);
     env.commit_all(&repo, "huge");
-    env.git(&repo, &["remote", "add", "origin", &server.url("team/huge")]);
+    env.git(
+        &repo,
+        &["remote", "add", "origin", &server.url("team/huge")],
+    );
 
     let push_kib = peak_rss_kib(&env, &repo, &["push", "-q", "origin", "main"]);
     assert!(push_kib < LIMIT_KIB, "git push peaked at {push_kib} KiB");

@@ -8,7 +8,7 @@ mod support;
 use std::fs;
 use std::path::Path;
 
-use support::{b3, stderr_of, write_content, Env, GITS};
+use support::{b3, stderr_of, stdout_of, write_content, Env, GITS};
 
 /// A repository with two tracked media files and a code file, committed.
 fn media_repo(env: &Env, name: &str) -> std::path::PathBuf {
@@ -481,9 +481,18 @@ fn prune_keeps_a_clone_near_one_copy_and_fsck_knows_the_server_has_the_rest() {
         "a clone stores the content twice"
     );
 
-    // Content that exists only here is never dropped.
+    // Content that exists only here is never dropped; an unpushed edit of a pushed file
+    // shares most chunks with the pushed version.
     write_content(&b.join("local-only.bin"), 44, 500_000);
+    edit_in_place(&b.join("clip.mov"), 2 << 20, 1000, 45);
     env.commit_all(&b, "not pushed");
+    let edited = b3(&b.join("clip.mov"));
+    let status = env.dits_stdout(&b, &["status"]);
+    assert!(
+        status.contains("unpushed local-only.bin") && status.contains("unpushed clip.mov"),
+        "{status}"
+    );
+    assert!(!status.contains("unpushed asset.bin"), "{status}");
     env.dits(&b, &["prune", "-q", "--now"]);
     let store = disk_use(&b.join(".git/dits"));
     assert!(store < 700_000, "after prune the store holds {store} bytes");
@@ -507,6 +516,8 @@ fn prune_keeps_a_clone_near_one_copy_and_fsck_knows_the_server_has_the_rest() {
     env.git(&b, &["checkout", "-q", "main"]);
     env.assert_clean(&b);
     assert!(b.join("local-only.bin").is_file());
+    // The unpushed version reads back: its shared chunks come from the server by id.
+    assert_eq!(env.cat_b3(&b, "HEAD:clip.mov"), edited);
 
     // With the server gone, what is not here is a problem again.
     env.dits(&b, &["prune", "-q", "--now"]);
@@ -516,4 +527,114 @@ fn prune_keeps_a_clone_near_one_copy_and_fsck_knows_the_server_has_the_rest() {
     fsck.args(["-c", "dits.timeout=2", "dits", "fsck"]);
     let out = fsck.output().unwrap();
     assert!(!out.status.success(), "{}", support::show(&out));
+}
+
+#[test]
+fn a_server_with_a_ca_issued_certificate_needs_no_pin() {
+    let env = Env::new();
+    env.dits(&env.home, &["install", "--global", "-q"]);
+    let pki = env.path("pki");
+    fs::create_dir_all(&pki).unwrap();
+    let openssl = |args: &[&str]| {
+        let mut cmd = env.cmd(&pki, "openssl");
+        cmd.args(args);
+        env.run_ok(&mut cmd);
+    };
+    // A private CA and a server certificate it signs for 127.0.0.1, as a company CA would.
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=Dits Test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    fs::write(
+        pki.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "30",
+        "-extfile",
+        "san.ext",
+    ]);
+    let cert = pki.join("server.pem").display().to_string();
+    let key = pki.join("server.key").display().to_string();
+    let server = env.start_server_with("srv", "127.0.0.1:0", &["--cert", &cert, "--key", &key]);
+    let token = env.token(&server, "team/film", true);
+    // The token only: no pin, no trust-on-first-use.
+    let creds = env.path("credentials");
+    fs::write(&creds, format!("dits://user:{token}@{}\n", server.addr)).unwrap();
+    env.git(
+        &env.home,
+        &[
+            "config",
+            "--global",
+            "credential.helper",
+            &format!("store --file={}", creds.display()),
+        ],
+    );
+    let a = media_repo(&env, "a");
+    env.git(&a, &["remote", "add", "origin", &server.url("team/film")]);
+
+    // Without the CA the server is unknown...
+    let mut push = env.cmd(&a, "git");
+    push.args(["push", "-q", "origin", "main"])
+        .env("GIT_TERMINAL_PROMPT", "0");
+    let out = push.output().unwrap();
+    assert!(
+        !out.status.success() && stderr_of(&out).contains("not known"),
+        "{}",
+        stderr_of(&out)
+    );
+    // ...with dits.caFile it is trusted through the CA, and nothing is pinned.
+    let ca = pki.join("ca.pem").display().to_string();
+    env.git(&env.home, &["config", "--global", "dits.caFile", &ca]);
+    env.git(&a, &["push", "-q", "origin", "main"]);
+    let pins = env.git_output(&a, &["config", "--get-regexp", "fingerprint"]);
+    assert!(
+        stdout_of(&pins).is_empty(),
+        "a CA-verified server is not pinned"
+    );
+    env.git(
+        env.tmp.path(),
+        &["clone", "-q", &server.url("team/film"), "b"],
+    );
+    same_files(&a, &env.path("b"), &["clip.mov"]);
 }

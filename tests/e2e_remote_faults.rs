@@ -218,3 +218,23 @@ fn server_killed_mid_push_then_restarted_loses_nothing() {
     );
     assert_eq!(b3(&a.join("big.mov")), b3(&env.path("b").join("big.mov")));
 }
+
+#[test]
+fn a_lossy_slow_path_still_moves_every_byte() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let proxy = UdpProxy::start(&server.addr);
+    env.also_via(&server, &token, &proxy.authority());
+    // One packet in 25 dropped, each delayed by 1 ms: QUIC recovers on its own.
+    proxy.drop_one_in(25);
+    proxy.delay(1);
+    let a = env.repo("a", &["*.mov"]);
+    write_content(&a.join("clip.mov"), 3, 1 << 20);
+    env.commit_all(&a, "clip");
+    let via = format!("dits://{}/team/film", proxy.authority());
+    env.git(&a, &["push", "-q", &via, "main"]);
+    env.git(env.tmp.path(), &["clone", "-q", &via, "b"]);
+    assert_eq!(b3(&a.join("clip.mov")), b3(&env.path("b").join("clip.mov")));
+}

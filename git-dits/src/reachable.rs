@@ -24,19 +24,31 @@ pub fn pointers(include: &[String], exclude: &[String]) -> Result<Vec<Found>> {
     if include.is_empty() {
         return Ok(Vec::new());
     }
+    // Object ids go through stdin (a server may advertise more refs than fit on a command
+    // line); `^id` excludes one. Pseudo-options such as `--branches` stay on the command line.
+    let is_opt = |r: &&String| r.starts_with("--");
     let mut args: Vec<String> = vec![
         "rev-list".into(),
         "--objects".into(),
         "--ignore-missing".into(),
         // Blobs too large to be pointers are never read.
         format!("--filter=blob:limit={}", MAX_LEN + 1),
+        "--stdin".into(),
     ];
-    args.extend(include.iter().cloned());
-    if !exclude.is_empty() {
+    args.extend(include.iter().filter(is_opt).cloned());
+    let excluded_opts: Vec<String> = exclude.iter().filter(is_opt).cloned().collect();
+    if !excluded_opts.is_empty() {
         args.push("--not".into());
-        args.extend(exclude.iter().cloned());
+        args.extend(excluded_opts);
     }
-    let listed = run_capture(&args, None)?;
+    let mut revs = String::new();
+    for r in include.iter().filter(|r| !is_opt(r)) {
+        revs.push_str(&format!("{r}\n"));
+    }
+    for r in exclude.iter().filter(|r| !is_opt(r)) {
+        revs.push_str(&format!("^{r}\n"));
+    }
+    let listed = run_capture(&args, Some(revs.into_bytes()))?;
     // Objects with a path are trees and blobs; commits have none.
     let mut candidates = Vec::new();
     for line in listed.lines() {

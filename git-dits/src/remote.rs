@@ -56,8 +56,9 @@ pub fn configured_url(repo: &Repo) -> Result<Option<(String, &'static str)>> {
 }
 
 /// The Dits server for `remote` (a Git remote name), or for the repository if `None`: the
-/// remote itself if it is a `dits://` URL, else the configured `dits.url`.
-pub fn server_for(repo: &Repo, remote: Option<&str>) -> Result<Option<DitsServer>> {
+/// remote itself if it is a `dits://` URL, else the configured `dits.url`. `push` picks the
+/// remote's `pushurl` where it has one, as git does.
+pub fn server_for(repo: &Repo, remote: Option<&str>, push: bool) -> Result<Option<DitsServer>> {
     let names: Vec<String> = match remote {
         Some(r) => vec![r.to_owned()],
         None => {
@@ -73,7 +74,7 @@ pub fn server_for(repo: &Repo, remote: Option<&str>) -> Result<Option<DitsServer
         }
     };
     for name in &names {
-        if let Some(url) = remote_url(repo, name, true) {
+        if let Some(url) = remote_url(repo, name, push) {
             if url.starts_with("dits://") {
                 return Ok(Some(DitsServer {
                     url: DitsUrl::parse(&url)?,

@@ -21,6 +21,11 @@ pub struct Server {
 impl Env {
     /// Starts a server rooted at `<tmp>/<name>` on a free port (or `addr` to reuse one).
     pub fn start_server_at(&self, name: &str, addr: &str) -> Server {
+        self.start_server_with(name, addr, &[])
+    }
+
+    /// Starts a server with extra `git dits serve` arguments (e.g. `--cert`, `--key`).
+    pub fn start_server_with(&self, name: &str, addr: &str, extra: &[&str]) -> Server {
         let root = self.path(name);
         std::fs::create_dir_all(&root).unwrap();
         let log = self.path(&format!("{name}.log"));
@@ -35,6 +40,7 @@ impl Env {
             .cmd(self.tmp.path(), self.bin.join("git-dits"))
             .args(["serve", "--listen", addr, "--root"])
             .arg(&root)
+            .args(extra)
             .env("DITS_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -27,6 +27,11 @@ pub fn run() -> Result<ExitCode> {
             let s = repo.settings()?;
             let cfg = repo.repo.config_snapshot();
             for (key, default, meaning) in KEYS {
+                if key.contains('<') {
+                    // A family of keys (one per server): named, not looked up.
+                    println!("{key}  # {meaning}");
+                    continue;
+                }
                 let value = cfg.string(*key).map(|v| v.to_string());
                 println!(
                     "{key} = {}{}  # {meaning}",

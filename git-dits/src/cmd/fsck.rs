@@ -108,7 +108,7 @@ pub fn run(revs: &[String], repair: bool, quiet: bool) -> Result<ExitCode> {
     let mut broken: Vec<&Seen> = Vec::new();
     // Content that is simply not here (a skip-smudge clone, `git dits prune`): fine if the
     // Dits server has it, checked below.
-    let mut not_local: Vec<(&Seen, String)> = Vec::new();
+    let mut not_local: Vec<NotLocal> = Vec::new();
     let mut ids: Vec<&FileId> = files.keys().collect();
     ids.sort();
     for id in ids {
@@ -118,7 +118,11 @@ pub fn run(revs: &[String], repair: bool, quiet: bool) -> Result<ExitCode> {
         }
         let ok = match store.read_manifest(id) {
             Err(e @ StoreError::ManifestMissing { .. }) => {
-                not_local.push((seen, e.to_string()));
+                not_local.push(NotLocal {
+                    seen,
+                    why: e.to_string(),
+                    chunks: None,
+                });
                 continue;
             }
             Err(e) => {
@@ -133,7 +137,7 @@ pub fn run(revs: &[String], repair: bool, quiet: bool) -> Result<ExitCode> {
                 false
             }
             Ok(m) => {
-                let (mut damaged, mut missing) = (false, None);
+                let (mut damaged, mut missing, mut missing_ids) = (false, None, Vec::new());
                 for c in &m.chunks {
                     if bar.interrupted() {
                         anyhow::bail!("interrupted");
@@ -155,13 +159,18 @@ pub fn run(revs: &[String], repair: bool, quiet: bool) -> Result<ExitCode> {
                         None => {
                             missing
                                 .get_or_insert(StoreError::ChunkMissing { id: c.id }.to_string());
+                            missing_ids.push(c.id);
                         }
                     }
                     bar.inc(u64::from(c.len));
                 }
                 match missing {
                     Some(why) if !damaged => {
-                        not_local.push((seen, why));
+                        not_local.push(NotLocal {
+                            seen,
+                            why,
+                            chunks: Some(missing_ids),
+                        });
                         continue;
                     }
                     _ => !damaged && missing.is_none(),
@@ -242,30 +251,61 @@ fn self_repair(repo: &Repo, store: &DiskStore, broken: &[&Seen], problems: usize
     Ok(left)
 }
 
-/// Of the files whose content is not (completely) local, those the Dits server does not have
-/// either, with why. Without a reachable server, all of them: nothing shows the content
-/// exists anywhere.
+/// A file whose content is not (completely) in the local store.
+struct NotLocal<'a> {
+    seen: &'a Seen,
+    why: String,
+    /// The chunks missing, when the manifest is here (after `git dits prune`): the server
+    /// may hold them for other versions even if it never saw this one.
+    chunks: Option<Vec<ChunkId>>,
+}
+
+/// Of the files whose content is not (completely) local, those the Dits server cannot
+/// complete either, with why. Without a reachable server, all of them: nothing shows the
+/// content exists anywhere.
 fn remote_lacks<'a>(
     repo: &Repo,
-    not_local: &[(&'a Seen, String)],
+    not_local: &[NotLocal<'a>],
     quiet: bool,
 ) -> Vec<(&'a Seen, String)> {
-    let server = match crate::remote::server_for(repo, None) {
+    let all = || not_local.iter().map(|n| (n.seen, n.why.clone())).collect();
+    let server = match crate::remote::server_for(repo, None, false) {
         Ok(Some(s)) => s,
-        _ => return not_local.to_vec(),
+        _ => return all(),
     };
-    let ids: Vec<FileId> = not_local.iter().map(|(s, _)| s.pointer.id).collect();
-    let present = git_remote_dits::Session::connect(&server.url).and_then(|s| s.has_files(&ids));
-    match present {
+    let answer = git_remote_dits::Session::connect(&server.url).and_then(|session| {
+        let files: Vec<FileId> = not_local.iter().map(|n| n.seen.pointer.id).collect();
+        let has_file = session.has_files(&files)?;
+        let chunk_ids: Vec<ChunkId> = not_local
+            .iter()
+            .flat_map(|n| n.chunks.iter().flatten().copied())
+            .collect();
+        let has_chunk: HashMap<ChunkId, bool> = chunk_ids
+            .iter()
+            .copied()
+            .zip(session.has_chunks(&chunk_ids)?)
+            .collect();
+        Ok(not_local
+            .iter()
+            .zip(has_file)
+            .map(|(n, file)| {
+                file || n.chunks.as_ref().is_some_and(|ids| {
+                    ids.iter()
+                        .all(|id| has_chunk.get(id).copied().unwrap_or(false))
+                })
+            })
+            .collect::<Vec<bool>>())
+    });
+    match answer {
         Ok(present) => {
             let lacking: Vec<_> = not_local
                 .iter()
                 .zip(&present)
                 .filter(|(_, &p)| !p)
-                .map(|((s, why), _)| {
+                .map(|(n, _)| {
                     (
-                        *s,
-                        format!("{why}; and {} does not have it either", server.url),
+                        n.seen,
+                        format!("{}; and {} does not have it either", n.why, server.url),
                     )
                 })
                 .collect();
@@ -280,10 +320,10 @@ fn remote_lacks<'a>(
         }
         Err(e) => not_local
             .iter()
-            .map(|(s, why)| {
+            .map(|n| {
                 (
-                    *s,
-                    format!("{why}; and {} could not be asked: {e}", server.url),
+                    n.seen,
+                    format!("{}; and {} could not be asked: {e}", n.why, server.url),
                 )
             })
             .collect(),

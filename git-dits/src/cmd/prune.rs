@@ -19,7 +19,7 @@ use crate::repo::Repo;
 
 pub fn run(remote: Option<&str>, now: bool, dry_run: bool, quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let server = server_for(&repo, remote)?.context(
+    let server = server_for(&repo, remote, false)?.context(
         "no Dits server is configured, so nothing can be dropped safely (the local copy may be the only one); hint: add a dits:// remote or set dits.url",
     )?;
     let store = repo.open_store()?;
@@ -74,10 +74,10 @@ pub fn run(remote: Option<&str>, now: bool, dry_run: bool, quiet: bool) -> Resul
     }
     if !quiet {
         eprintln!(
-            "dits: {} {chunks} chunk(s) from {rewritten} pack(s){} that {} has; content only here and packs written in the last hour (without --now) stay",
+            "dits: {} {chunks} chunk(s) that {} has, from {rewritten} pack(s){}; content only here and packs written in the last hour (without --now) stay",
             if dry_run { "would drop" } else { "dropped" },
+            server.url,
             if dry_run { String::new() } else { format!(", freeing {}", human(freed)) },
-            server.url
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -61,5 +61,49 @@ pub fn run() -> Result<ExitCode> {
     if !pointers.is_empty() {
         println!("hint: `git dits checkout` writes the content of pointer files");
     }
+    remote_status(&repo, &files);
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the Dits server does not have yet, if one is configured: the content a push would
+/// upload (for the tracked files in the index).
+fn remote_status(repo: &Repo, files: &[tracked::TrackedFile]) {
+    let server = match crate::remote::server_for(repo, None, true) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            println!("Dits server:      (none configured)");
+            return;
+        }
+        Err(e) => {
+            println!("Dits server:      {e:#}");
+            return;
+        }
+    };
+    let wanted: Vec<&tracked::TrackedFile> = files.iter().filter(|f| f.pointer.size > 0).collect();
+    let ids: Vec<dits_core::FileId> = wanted.iter().map(|f| f.pointer.id).collect();
+    let answer = git_remote_dits::Session::connect(&server.url).and_then(|s| s.has_files(&ids));
+    match answer {
+        Ok(present) => {
+            let missing: Vec<&&tracked::TrackedFile> = wanted
+                .iter()
+                .zip(&present)
+                .filter(|(_, &p)| !p)
+                .map(|(f, _)| f)
+                .collect();
+            let bytes: u64 = missing.iter().map(|f| f.pointer.size).sum();
+            println!(
+                "Not on {}: {} ({})",
+                server.url,
+                missing.len(),
+                human(bytes)
+            );
+            for f in &missing {
+                println!("  unpushed {}", quote_path(f.path.as_ref()));
+            }
+            if !missing.is_empty() {
+                println!("hint: `git push` (or `git dits push`) uploads them");
+            }
+        }
+        Err(e) => println!("Dits server:      {} cannot be asked: {e}", server.url),
+    }
 }

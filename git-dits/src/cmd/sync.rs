@@ -16,8 +16,8 @@ use crate::remote::{server_for, DitsServer};
 use crate::repo::Repo;
 use crate::tracked;
 
-fn server(repo: &Repo, remote: Option<&str>) -> Result<DitsServer> {
-    server_for(repo, remote)?.context(
+fn server(repo: &Repo, remote: Option<&str>, push: bool) -> Result<DitsServer> {
+    server_for(repo, remote, push)?.context(
         "no Dits server is configured; hint: add a dits:// remote, or set `git config dits.url dits://host[:port]/repo` (or commit it in .ditsconfig)",
     )
 }
@@ -29,7 +29,7 @@ fn connect(server: &DitsServer) -> Result<Session> {
 
 pub fn push(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let server = server(&repo, remote)?;
+    let server = server(&repo, remote, true)?;
     let include: Vec<String> = if revs.is_empty() {
         vec!["--branches".into(), "--tags".into(), "HEAD".into()]
     } else {
@@ -49,7 +49,7 @@ pub fn push(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitCo
 
 pub fn fetch(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let server = server(&repo, remote)?;
+    let server = server(&repo, remote, false)?;
     let revs: Vec<String> = if revs.is_empty() {
         vec!["HEAD".into()]
     } else {
@@ -95,7 +95,7 @@ fn download(repo: &Repo, server: &DitsServer, ids: &[FileId], quiet: bool) -> Re
 /// the files that are still pointers.
 pub fn pull(remote: Option<&str>, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let server = server(&repo, remote)?;
+    let server = server(&repo, remote, false)?;
     let work_tree = repo.work_tree()?.to_owned();
     let cwd = std::env::current_dir()?;
     let wanted: Vec<PathBuf> = paths.iter().map(|p| cwd.join(p)).collect();

@@ -56,7 +56,12 @@ impl Session {
         if need.is_empty() {
             return Ok(stats);
         }
-        let tops = self.get_tops(&need)?;
+        // A file whose manifest is here (its chunks dropped by `git dits prune`, or a version
+        // never pushed that shares chunks with one that was) needs only chunks, by id: the
+        // server may not know the file at all.
+        let (known, unknown): (Vec<FileId>, Vec<FileId>) =
+            need.iter().partition(|id| store.read_manifest(id).is_ok());
+        let tops = self.get_tops(&unknown)?;
 
         let mut listed = HashSet::new();
         let groups: Vec<(ChunkId, u64)> = tops
@@ -66,7 +71,10 @@ impl Session {
             .map(|g| (g.id, g.chunks as u64 * 36 + 12))
             .collect();
         self.get_chunks(store, groups, &dits_core::progress::Silent)?;
-        let mut manifests = Vec::with_capacity(tops.len());
+        let mut manifests = Vec::with_capacity(need.len());
+        for id in &known {
+            manifests.push(store.read_manifest(id)?);
+        }
         for top in tops {
             let group_bytes = top
                 .groups
@@ -101,6 +109,9 @@ impl Session {
 
     /// Fetches top-level manifests, pipelined on one stream, each checked to be the one asked.
     fn get_tops(&self, ids: &[FileId]) -> Result<Vec<TopManifest>, NetError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let peer = self.peer();
         self.block_on(async {
             let (mut w, mut r) = self.open().await?;

@@ -314,7 +314,7 @@ async fn connect_tls(url: &DitsUrl) -> Result<(quinn::Endpoint, quinn::Connectio
             "0.0.0.0:0".parse().expect("literal address")
         };
         let endpoint =
-            quinn::Endpoint::client(bind).map_err(|e| NetError::io("opening a UDP socket", e))?;
+            tls::endpoint(bind, None).map_err(|e| NetError::io("opening a UDP socket", e))?;
         // An IP address is a valid name too (a CA may issue a certificate for it); a pinned
         // or first-use certificate is checked by fingerprint, whatever names it carries.
         let attempt = endpoint

@@ -397,10 +397,11 @@ impl Stream {
                         w.send(&Message::BatchAck { chunks, bytes }).await?;
                     }
                     Some(other) => {
+                        let _ = tx.send(Op::Chunks(pending)).await;
                         return Err(Fail::Refuse(
                             ErrorCode::BadRequest,
                             format!("expected a chunk, got a {} frame", other.name()),
-                        ))
+                        ));
                     }
                 }
             }
@@ -507,6 +508,8 @@ impl Stream {
                             ErrorCode::NotFound,
                             format!("chunk {id} is not on the server"),
                         ),
+                        // A full disk or an I/O hiccup may pass: retryable.
+                        e if e.is_transient() => Fail::Refuse(ErrorCode::Internal, e.to_string()),
                         e => Fail::Refuse(
                             ErrorCode::CorruptChunk,
                             format!(
