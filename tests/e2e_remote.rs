@@ -384,6 +384,9 @@ fn authentication_and_trust_refusals_are_clear() {
         "{}",
         stderr_of(&out)
     );
+    // A valid token for another repository is not erased from the credential helper.
+    let stored = fs::read_to_string(env.path("credentials")).unwrap();
+    assert!(stored.contains(&other), "the token survived: {stored}");
     env.login(&server, &read);
     let out = env.git_fails(&a, &["push", "origin", "main"]);
     assert!(stderr_of(&out).contains("read-only"), "{}", stderr_of(&out));

@@ -188,6 +188,10 @@ fn chunks_that_do_not_match_their_id_and_incomplete_manifests_are_not_stored() {
         match &exchange(&conn, &ask).await[..] {
             [Message::Bitmap { count: 2, bits }] => {
                 assert!(!Message::bit(bits, 0), "the forged chunk was not stored");
+                assert!(
+                    !Message::bit(bits, 1),
+                    "nothing after it in the batch was stored"
+                );
             }
             other => panic!("{other:?}"),
         }

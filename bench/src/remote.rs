@@ -526,6 +526,26 @@ fn side_cases(
         step: clone_step,
         disk: Disk { total, git },
     }];
+    if tool == Tool::Dits {
+        // Keeping a clone near 1x: a second clone, then `git dits prune --now` (timed alone;
+        // the disk column is after the prune). A separate clone, because pruned content
+        // would be fetched again by the pulls measured below.
+        eprintln!("{name}: second clone + git dits prune --now");
+        let alt = dir.join("clone-prune");
+        let mut cmd = runner.git_command(dir, &["clone", "-q", &url]);
+        cmd.arg(&alt);
+        step(cmd, server)?;
+        let cmd = runner.git_command(&alt, &["dits", "prune", "--now", "-q"]);
+        let prune_step = step(cmd, server)?;
+        verify(&alt.join(FILE), &ctx.source_hash, "Dits clone after prune")?;
+        let (total, git) = wire::clone_disk(&alt)?;
+        clones.push(CloneResult {
+            how: "`git clone`, then `git dits prune --now` (the prune alone is timed)".into(),
+            step: prune_step,
+            disk: Disk { total, git },
+        });
+        fs::remove_dir_all(&alt).with_context(|| format!("removing {}", alt.display()))?;
+    }
     if tool == Tool::Lfs {
         // The other way to clone with LFS: pointers first, then a batch download that writes
         // the files itself, outside git (no smudge through git's memory).

@@ -158,11 +158,13 @@ pub enum Cmd {
     },
     /// Drop local copies of content the Dits server has (keeps a clone near 1x its size).
     ///
-    /// After a clone every file is stored twice: in the work tree and in .git/dits. Packs
-    /// whose every chunk the server holds are deleted; content needed later is fetched
-    /// again, verified. Packs written in the last hour are left alone unless --now.
+    /// After a clone every file is stored twice: in the work tree and in .git/dits. Chunks
+    /// the server holds are dropped (packs are rewritten with the rest); content needed
+    /// later is fetched again, verified. Packs written in the last hour are left alone
+    /// unless --now.
     Prune {
-        /// The Dits server: a remote name or dits:// URL (default as for push).
+        /// The Dits server: a remote name or dits:// URL (default: origin if dits://, else
+        /// dits.url).
         #[arg(long)]
         remote: Option<String>,
         /// Also packs written in the last hour (only when no other git-dits runs).

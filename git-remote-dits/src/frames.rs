@@ -10,6 +10,8 @@ use crate::error::NetError;
 pub struct FrameReader {
     pub recv: RecvStream,
     pub peer: String,
+    /// Frames with a longer body are refused before anything is allocated.
+    pub limit: usize,
 }
 
 pub struct FrameWriter {
@@ -23,6 +25,7 @@ impl FrameReader {
         FrameReader {
             recv,
             peer: peer.to_owned(),
+            limit: dits_core::wire::MAX_FRAME as usize,
         }
     }
 
@@ -35,6 +38,11 @@ impl FrameReader {
             Err(e) => return Err(self.lost(e)),
         }
         let header = FrameHeader::parse(head).map_err(|source| self.wire(source))?;
+        if header.body_len > self.limit {
+            return Err(self.wire(wire::WireError::TooLarge {
+                len: u32::try_from(header.body_len + 1).unwrap_or(u32::MAX),
+            }));
+        }
         if header.kind == CHUNK_KIND && header.body_len >= 32 {
             // Bulk data is read once, into the buffer that carries it on.
             let mut id = [0u8; 32];

@@ -159,38 +159,21 @@ fn tunnel<R: Read + Send, W: Write + Send>(
         reason: e.to_string(),
     };
     let (adv_tx, adv_rx) = std::sync::mpsc::channel::<Vec<String>>();
+    let up_done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let down = scope.spawn(|| -> Result<(), NetError> {
-            if intercept {
-                let mut reader = StreamReader {
-                    session,
-                    recv: &mut recv,
-                };
-                let (raw, lines) = read_section(&mut reader)
-                    .map_err(|e| NetError::io("reading the server's ref advertisement", e))?;
-                output
-                    .write_all(&raw)
-                    .and_then(|()| output.flush())
-                    .map_err(|e| NetError::io("writing to git", e))?;
-                let oids = lines
-                    .iter()
-                    .filter_map(|l| l.split(' ').next())
-                    .filter(|o| is_oid(o) && !is_zero(o))
-                    .map(str::to_owned)
-                    .collect();
-                let _ = adv_tx.send(oids);
-            }
-            let mut buf = vec![0u8; 256 << 10];
-            loop {
-                match session.block_on(recv.read(&mut buf)) {
-                    Ok(Some(n)) => output
-                        .write_all(&buf[..n])
-                        .and_then(|()| output.flush())
-                        .map_err(|e| NetError::io("writing to git", e))?,
-                    Ok(None) => return Ok(()),
-                    Err(e) => return Err(lost(&e)),
+        let down = scope.spawn(|| {
+            let result = copy_down(session, &mut recv, &mut output, intercept, &adv_tx);
+            let _ = output.flush();
+            if !up_done.load(std::sync::atomic::Ordering::SeqCst) {
+                // The server's side is over but git may still be blocked writing to us, or
+                // waiting for bytes that will never come: nothing we do with its stdin
+                // matters any more, and only our exit ends git's wait.
+                if let Err(e) = &result {
+                    eprintln!("fatal: {e}");
                 }
+                std::process::exit(if result.is_ok() { 0 } else { 128 });
             }
+            result
         });
         let up = (|| -> Result<(), NetError> {
             if intercept {
@@ -228,6 +211,7 @@ fn tunnel<R: Read + Send, W: Write + Send>(
                     .map_err(|e| lost(&e))?;
             }
         })();
+        up_done.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Err(e) = up {
             // Closing our side ends the server's git, which ends the download side.
             session.connection().close(1u32.into(), b"push aborted");
@@ -236,6 +220,48 @@ fn tunnel<R: Read + Send, W: Write + Send>(
         }
         down.join().unwrap_or(Ok(()))
     })
+}
+
+/// Copies the server's side to git; with `intercept`, first reads the ref advertisement and
+/// passes its object ids on.
+fn copy_down<W: Write>(
+    session: &Session,
+    recv: &mut quinn::RecvStream,
+    output: &mut W,
+    intercept: bool,
+    adv_tx: &std::sync::mpsc::Sender<Vec<String>>,
+) -> Result<(), NetError> {
+    let lost = |e: &dyn std::fmt::Display| NetError::Lost {
+        peer: session.url().authority(),
+        reason: e.to_string(),
+    };
+    if intercept {
+        let mut reader = StreamReader { session, recv };
+        let (raw, lines) = read_section(&mut reader)
+            .map_err(|e| NetError::io("reading the server's ref advertisement", e))?;
+        output
+            .write_all(&raw)
+            .and_then(|()| output.flush())
+            .map_err(|e| NetError::io("writing to git", e))?;
+        let oids = lines
+            .iter()
+            .filter_map(|l| l.split(' ').next())
+            .filter(|o| is_oid(o) && !is_zero(o))
+            .map(str::to_owned)
+            .collect();
+        let _ = adv_tx.send(oids);
+    }
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        match session.block_on(recv.read(&mut buf)) {
+            Ok(Some(n)) => output
+                .write_all(&buf[..n])
+                .and_then(|()| output.flush())
+                .map_err(|e| NetError::io("writing to git", e))?,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(lost(&e)),
+        }
+    }
 }
 
 fn is_zero(oid: &str) -> bool {
@@ -264,7 +290,13 @@ fn read_section<R: Read>(input: &mut R) -> std::io::Result<(Vec<u8>, Vec<String>
     let mut lines = Vec::new();
     loop {
         let mut len = [0u8; 4];
-        input.read_exact(&mut len)?;
+        match input.read_exact(&mut len) {
+            // Nothing at all (git gave up before sending, e.g. a refusing hook): no section.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && held.is_empty() => {
+                return Ok((held, lines));
+            }
+            r => r?,
+        }
         held.extend_from_slice(&len);
         let len = std::str::from_utf8(&len)
             .ok()

@@ -34,7 +34,7 @@ pub fn transport(idle: Duration) -> Arc<TransportConfig> {
     t.stream_receive_window(VarInt::from_u32(16 << 20));
     t.receive_window(VarInt::from_u32(64 << 20));
     t.send_window(64 << 20);
-    t.max_concurrent_bidi_streams(VarInt::from_u32(256));
+    t.max_concurrent_bidi_streams(VarInt::from_u32(32));
     // MTU discovery with quinn's defaults (up to 1452 bytes). Probing past that on loopback
     // made quinn fall back to 1200 here, so jumbo sizes are not attempted.
     t.mtu_discovery_config(Some(quinn::MtuDiscoveryConfig::default()));

@@ -81,7 +81,10 @@ fn remote_status(repo: &Repo, files: &[tracked::TrackedFile]) {
     };
     let wanted: Vec<&tracked::TrackedFile> = files.iter().filter(|f| f.pointer.size > 0).collect();
     let ids: Vec<dits_core::FileId> = wanted.iter().map(|f| f.pointer.id).collect();
-    let answer = git_remote_dits::Session::connect(&server.url).and_then(|s| s.has_files(&ids));
+    // A report should not hang on a server that is down.
+    let quick = std::time::Duration::from_secs(5);
+    let answer = git_remote_dits::Session::connect_within(&server.url, quick)
+        .and_then(|s| s.has_files(&ids));
     match answer {
         Ok(present) => {
             let missing: Vec<&&tracked::TrackedFile> = wanted

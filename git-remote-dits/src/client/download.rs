@@ -156,14 +156,20 @@ impl Session {
             return Ok((0, 0));
         }
         let batches = Mutex::new(into_batches(wanted).into_iter());
-        let (tx, mut rx) = mpsc::channel::<Vec<(ChunkId, Vec<u8>)>>(STREAMS);
+        // Each batch goes to the writer with a way to say it is durable; a stream asks for its
+        // next batch only then, so at most one batch per stream is ever not yet durable and a
+        // killed fetch re-fetches at most STREAMS batches.
+        type Durable = tokio::sync::oneshot::Sender<()>;
+        let (tx, mut rx) = mpsc::channel::<(Vec<(ChunkId, Vec<u8>)>, Durable)>(STREAMS);
         let peer = self.peer();
         std::thread::scope(|scope| {
-            let writer = scope.spawn(|| {
+            // The writer owns the receiver: if it stops, senders fail at once instead of
+            // waiting for room in a channel nobody reads.
+            let writer = scope.spawn(move || {
                 // Verifies and stores; a batch is durable before the next is taken.
                 let mut writer = store.writer()?;
                 let (mut chunks, mut bytes) = (0u64, 0u64);
-                while let Some(batch) = rx.blocking_recv() {
+                while let Some((batch, durable)) = rx.blocking_recv() {
                     if progress.interrupted() {
                         return Err(NetError::Interrupted);
                     }
@@ -180,6 +186,7 @@ impl Session {
                         writer.put_chunk(id, &data)?;
                     }
                     writer.commit()?;
+                    let _ = durable.send(());
                     bytes += batch_bytes;
                     progress.inc(batch_bytes);
                 }
@@ -193,13 +200,24 @@ impl Session {
                         let (mut w, mut r) = self.open().await?;
                         loop {
                             let next = batches.lock().unwrap_or_else(|p| p.into_inner()).next();
-                            let Some(ids) = next else { break };
-                            w.send(&Message::GetChunks { ids: ids.clone() }).await?;
-                            let mut batch = Vec::with_capacity(ids.len());
-                            for id in ids {
+                            let Some(wanted) = next else { break };
+                            let ids = wanted.iter().map(|(id, _)| *id).collect();
+                            w.send(&Message::GetChunks { ids }).await?;
+                            let mut batch = Vec::with_capacity(wanted.len());
+                            for (id, len) in wanted {
+                                // The length is known from the manifest: a longer chunk is
+                                // refused before the next one is read.
                                 match r.expect("chunk").await? {
-                                    Message::Chunk { id: got, data } if got == id => {
+                                    Message::Chunk { id: got, data }
+                                        if got == id && data.len() as u64 == len =>
+                                    {
                                         batch.push((id, data))
+                                    }
+                                    Message::Chunk { id: got, .. } if got == id => {
+                                        return Err(NetError::BadData {
+                                            peer: r.peer.clone(),
+                                            what: format!("chunk {id} with the wrong length"),
+                                        })
                                     }
                                     other => return Err(r.unexpected(&other, "chunk")),
                                 }
@@ -208,7 +226,9 @@ impl Session {
                                 Message::BatchEnd => {}
                                 other => return Err(r.unexpected(&other, "batch-end")),
                             }
-                            if tx.send(batch).await.is_err() {
+                            let (durable, committed) = tokio::sync::oneshot::channel();
+                            if tx.send((batch, durable)).await.is_err() || committed.await.is_err()
+                            {
                                 // The writer stopped; its error is the one to report.
                                 break;
                             }
@@ -231,7 +251,7 @@ impl Session {
 }
 
 /// Cuts the wanted list into requests of at most [`BATCH_BYTES`] and [`MAX_IDS_PER_QUERY`].
-fn into_batches(wanted: Vec<(ChunkId, u64)>) -> Vec<Vec<ChunkId>> {
+fn into_batches(wanted: Vec<(ChunkId, u64)>) -> Vec<Vec<(ChunkId, u64)>> {
     let mut out = Vec::new();
     let mut current = Vec::new();
     let mut size = 0u64;
@@ -243,7 +263,7 @@ fn into_batches(wanted: Vec<(ChunkId, u64)>) -> Vec<Vec<ChunkId>> {
             size = 0;
         }
         size += len;
-        current.push(id);
+        current.push((id, len));
     }
     if !current.is_empty() {
         out.push(current);

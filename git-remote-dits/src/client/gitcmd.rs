@@ -35,6 +35,9 @@ pub fn config_bool(key: &str) -> Option<bool> {
 pub fn config_set_local(key: &str, value: &str) -> std::io::Result<()> {
     let status = Command::new("git")
         .args(["config", "--local", key, value])
+        // stdout and stdin may be git's protocol pipes (helper, filter).
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .status()?;
     if status.success() {

@@ -47,13 +47,19 @@ impl Session {
     /// Connects, checks the server's certificate (pin, CA, or first use), and authenticates
     /// with a token from git's credential system if the server asks for one.
     pub fn connect(url: &DitsUrl) -> Result<Session, NetError> {
+        Self::connect_within(url, idle_timeout())
+    }
+
+    /// [`Session::connect`] giving up on a silent server after `timeout` (for commands that
+    /// only report, like `git dits status`, which should not wait half a minute).
+    pub fn connect_within(url: &DitsUrl, timeout: Duration) -> Result<Session, NetError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("dits-net")
             .enable_all()
             .build()
             .map_err(|e| NetError::io("starting the network runtime", e))?;
-        let (endpoint, conn) = rt.block_on(connect_tls(url))?;
+        let (endpoint, conn) = rt.block_on(connect_tls(url, timeout))?;
         let mut session = Session {
             rt,
             endpoint,
@@ -111,7 +117,11 @@ impl Session {
                 Ok(rights)
             }
             Err((code @ (ErrorCode::AuthRequired | ErrorCode::Forbidden), message)) => {
-                gitcmd::credential_report(&cred, false);
+                // Only a token the server does not know is forgotten: a valid token for
+                // another repository must survive (helpers key tokens by host).
+                if code == ErrorCode::AuthRequired {
+                    gitcmd::credential_report(&cred, false);
+                }
                 Err(NetError::Auth(format!(
                     "the Dits server at {authority} refused the token for {} ({code:?}): {message}; hint: check the token with the server's admin (`git dits serve token list`)",
                     self.url.repo
@@ -300,14 +310,17 @@ pub fn pin_key(authority: &str) -> String {
     format!("dits.{authority}.fingerprint")
 }
 
-async fn connect_tls(url: &DitsUrl) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
+async fn connect_tls(
+    url: &DitsUrl,
+    timeout: Duration,
+) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
     let addr = resolve(url)?;
     let authority = url.authority();
     let mut trust = trust_for(url);
     let was_pinned = trust.pinned.is_some();
     let mut asked = false;
     loop {
-        let (config, seen) = tls::client_config(trust.clone(), idle_timeout())?;
+        let (config, seen) = tls::client_config(trust.clone(), timeout)?;
         let bind: SocketAddr = if addr.is_ipv6() {
             "[::]:0".parse().expect("literal address")
         } else {

@@ -181,8 +181,11 @@ impl Session {
                         .fold((0, 0), |t, (c, b)| (t.0 + c, t.1 + b)),
                 )
             });
-            // If sending failed the channel is closed and the reader stops at its next send;
-            // if reading failed the error went down the channel and failed a stream.
+            // The streams are gone; closing the channel stops a reader that is still reading
+            // (if sending failed) at its next send. A read failure went down the channel.
+            if let Ok(mut rx) = rx.try_lock() {
+                rx.close();
+            }
             let _ = reader.join();
             sent
         })

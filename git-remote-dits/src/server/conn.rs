@@ -15,6 +15,9 @@ use crate::error::NetError;
 use crate::frames::{FrameReader, FrameWriter};
 use crate::url::check_repo_path;
 
+/// Largest first frame read from a connection that has not authenticated (a hello is tiny).
+const PRE_AUTH_FRAME: usize = 64 << 10;
+
 /// Chunks read from the store per blocking task when answering get-chunks.
 const READ_AHEAD: usize = 128;
 
@@ -97,6 +100,17 @@ impl Stream {
     async fn run(self, send: quinn::SendStream, recv: quinn::RecvStream) {
         let mut w = FrameWriter::new(send, &self.peer);
         let mut r = FrameReader::new(recv, &self.peer);
+        let granted = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .granted
+            .is_some();
+        if !granted {
+            // Before a hello succeeds, only a small frame is read: an unauthenticated peer
+            // cannot make the server allocate megabytes per stream.
+            r.limit = PRE_AUTH_FRAME;
+        }
         let first = match r.next().await {
             Ok(Some(m)) => m,
             Ok(None) => return,
@@ -112,6 +126,7 @@ impl Stream {
                 return;
             }
         };
+        r.limit = dits_core::wire::MAX_FRAME as usize;
         let kind = first.name();
         let outcome = match first {
             Message::Git { service, protocol } => {
@@ -611,7 +626,10 @@ impl Stream {
             return;
         }
         let label = format!("{} {}", self.peer, g.repo);
-        if let Err(e) = super::git::tunnel(name, &dir, protocol, w.send, r.recv, label).await {
+        let hooks = self.ctx.repos.hooks_dir();
+        if let Err(e) =
+            super::git::tunnel(name, &dir, &hooks, protocol, w.send, r.recv, label).await
+        {
             tracing::error!("{}: {e}", self.peer);
         }
     }

@@ -23,13 +23,19 @@ fn plausible_protocol(value: &str) -> bool {
 pub async fn tunnel(
     service: &str,
     dir: &Path,
+    hooks: &Path,
     protocol: &str,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     label: String,
 ) -> Result<(), NetError> {
     let mut cmd = tokio::process::Command::new("git");
-    cmd.arg(service).arg(dir);
+    // The integrity hook runs whatever the repository's own config says (a repository whose
+    // creation was interrupted, a root moved elsewhere).
+    cmd.arg("-c")
+        .arg(format!("core.hooksPath={}", hooks.display()))
+        .arg(service)
+        .arg(dir);
     if service == "upload-pack" {
         cmd.arg("--strict");
     }
