@@ -4,7 +4,6 @@
 //! lands, so an interrupted fetch resumes where it stopped.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 
 use dits_core::manifest::TopManifest;
 use dits_core::progress::Progress;
@@ -13,7 +12,7 @@ use dits_core::wire::{Message, MAX_IDS_PER_QUERY};
 use dits_core::{ChunkId, FileId, Manifest};
 use tokio::sync::mpsc;
 
-use super::{Session, BATCH_BYTES, STREAMS};
+use super::{Session, BATCH_BYTES};
 use crate::error::NetError;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -155,12 +154,10 @@ impl Session {
         if wanted.is_empty() {
             return Ok((0, 0));
         }
-        let batches = Mutex::new(into_batches(wanted).into_iter());
-        // Each batch goes to the writer with a way to say it is durable; a stream asks for its
-        // next batch only then, so at most one batch per stream is ever not yet durable and a
-        // killed fetch re-fetches at most STREAMS batches.
+        let mut batches = into_batches(wanted).into_iter();
+        // Each batch goes to the writer with a way to say it is durable (see below).
         type Durable = tokio::sync::oneshot::Sender<()>;
-        let (tx, mut rx) = mpsc::channel::<(Vec<(ChunkId, Vec<u8>)>, Durable)>(STREAMS);
+        let (tx, mut rx) = mpsc::channel::<(Vec<(ChunkId, Vec<u8>)>, Durable)>(1);
         let peer = self.peer();
         std::thread::scope(|scope| {
             // The writer owns the receiver: if it stops, senders fail at once instead of
@@ -192,52 +189,56 @@ impl Session {
                 }
                 Ok::<_, NetError>((chunks, bytes))
             });
+            // One stream, two batches deep: batch k+1 is asked for once batch k is received,
+            // while the writer makes batch k durable; batch k+2 waits until it is. So the
+            // network and the disk overlap, and at most 2 batches are ever received but not
+            // durable (a killed fetch re-fetches at most those).
             let received = self.block_on(async {
-                let tasks = (0..STREAMS).map(|_| {
-                    let tx = tx.clone();
-                    let batches = &batches;
-                    async move {
-                        let (mut w, mut r) = self.open().await?;
-                        loop {
-                            let next = batches.lock().unwrap_or_else(|p| p.into_inner()).next();
-                            let Some(wanted) = next else { break };
-                            let ids = wanted.iter().map(|(id, _)| *id).collect();
-                            w.send(&Message::GetChunks { ids }).await?;
-                            let mut batch = Vec::with_capacity(wanted.len());
-                            for (id, len) in wanted {
-                                // The length is known from the manifest: a longer chunk is
-                                // refused before the next one is read.
-                                match r.expect("chunk").await? {
-                                    Message::Chunk { id: got, data }
-                                        if got == id && data.len() as u64 == len =>
-                                    {
-                                        batch.push((id, data))
-                                    }
-                                    Message::Chunk { id: got, .. } if got == id => {
-                                        return Err(NetError::BadData {
-                                            peer: r.peer.clone(),
-                                            what: format!("chunk {id} with the wrong length"),
-                                        })
-                                    }
-                                    other => return Err(r.unexpected(&other, "chunk")),
-                                }
-                            }
-                            match r.expect("batch-end").await? {
-                                Message::BatchEnd => {}
-                                other => return Err(r.unexpected(&other, "batch-end")),
-                            }
-                            let (durable, committed) = tokio::sync::oneshot::channel();
-                            if tx.send((batch, durable)).await.is_err() || committed.await.is_err()
+                let (mut w, mut r) = self.open().await?;
+                let mut previous: Option<tokio::sync::oneshot::Receiver<()>> = None;
+                for wanted in batches.by_ref() {
+                    let ids = wanted.iter().map(|(id, _)| *id).collect();
+                    w.send(&Message::GetChunks { ids }).await?;
+                    let mut batch = Vec::with_capacity(wanted.len());
+                    for (id, len) in wanted {
+                        // The length is known from the manifest: a longer chunk is refused
+                        // before the next one is read.
+                        match r.expect("chunk").await? {
+                            Message::Chunk { id: got, data }
+                                if got == id && data.len() as u64 == len =>
                             {
-                                // The writer stopped; its error is the one to report.
-                                break;
+                                batch.push((id, data))
                             }
+                            Message::Chunk { id: got, .. } if got == id => {
+                                return Err(NetError::BadData {
+                                    peer: r.peer.clone(),
+                                    what: format!("chunk {id} with the wrong length"),
+                                })
+                            }
+                            other => return Err(r.unexpected(&other, "chunk")),
                         }
-                        w.finish();
-                        Ok::<_, NetError>(())
                     }
-                });
-                futures_util::future::try_join_all(tasks).await
+                    match r.expect("batch-end").await? {
+                        Message::BatchEnd => {}
+                        other => return Err(r.unexpected(&other, "batch-end")),
+                    }
+                    if let Some(p) = previous.take() {
+                        if p.await.is_err() {
+                            // The writer stopped; its error is the one to report.
+                            break;
+                        }
+                    }
+                    let (durable, committed) = tokio::sync::oneshot::channel();
+                    if tx.send((batch, durable)).await.is_err() {
+                        break;
+                    }
+                    previous = Some(committed);
+                }
+                if let Some(p) = previous {
+                    let _ = p.await;
+                }
+                w.finish();
+                Ok::<_, NetError>(())
             });
             drop(tx);
             let written = writer.join().unwrap_or(Err(NetError::Interrupted));
