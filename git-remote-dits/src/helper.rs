@@ -218,7 +218,12 @@ fn tunnel<R: Read + Send, W: Write + Send>(
             let _ = down.join();
             return Err(e);
         }
-        down.join().unwrap_or(Ok(()))
+        down.join().unwrap_or_else(|_| {
+            Err(NetError::io(
+                "copying the server's answer to git",
+                std::io::Error::other("the copying thread panicked"),
+            ))
+        })
     })
 }
 

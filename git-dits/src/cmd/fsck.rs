@@ -271,7 +271,14 @@ fn remote_lacks<'a>(
     let all = || not_local.iter().map(|n| (n.seen, n.why.clone())).collect();
     let server = match crate::remote::server_for(repo, None, false) {
         Ok(Some(s)) => s,
-        _ => return all(),
+        Ok(None) => return all(),
+        Err(e) => {
+            // A misconfigured server must not read as "content lost" without a word.
+            eprintln!(
+                "warning: cannot tell whether the Dits server has the missing content: {e:#}"
+            );
+            return all();
+        }
     };
     let answer = git_remote_dits::Session::connect(&server.url).and_then(|session| {
         let files: Vec<FileId> = not_local.iter().map(|n| n.seen.pointer.id).collect();
