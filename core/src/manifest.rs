@@ -69,6 +69,8 @@ pub struct TopManifest {
 pub struct Encoded {
     pub groups: Vec<(ChunkId, Vec<u8>)>,
     pub top: Vec<u8>,
+    /// What the top level says of each group, in order (chunk counts cut the chunk list).
+    pub refs: Vec<GroupRef>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -151,7 +153,7 @@ impl Manifest {
         }
         let sum = checksum(&top);
         top.extend_from_slice(&sum);
-        Encoded { groups, top }
+        Encoded { groups, top, refs }
     }
 
     /// Rebuilds the manifest from its top level and the bytes of each group, in order.

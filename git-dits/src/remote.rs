@@ -27,6 +27,18 @@ fn remote_url(repo: &Repo, name: &str, push: bool) -> Option<String> {
         .map(|v| v.to_string())
 }
 
+/// The repository's remotes, origin first: it is what a bare `git push` / `git clone` uses.
+fn remote_names(repo: &Repo) -> Vec<String> {
+    let mut names: Vec<String> = repo
+        .repo
+        .remote_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    names.sort_by_key(|n| n != "origin");
+    names
+}
+
 /// `dits.url` from git config, else from `.ditsconfig` (committed at HEAD, or in the work
 /// tree before it is committed).
 pub fn configured_url(repo: &Repo) -> Result<Option<(String, &'static str)>> {
@@ -61,17 +73,7 @@ pub fn configured_url(repo: &Repo) -> Result<Option<(String, &'static str)>> {
 pub fn server_for(repo: &Repo, remote: Option<&str>, push: bool) -> Result<Option<DitsServer>> {
     let names: Vec<String> = match remote {
         Some(r) => vec![r.to_owned()],
-        None => {
-            let mut names: Vec<String> = repo
-                .repo
-                .remote_names()
-                .iter()
-                .map(|n| n.to_string())
-                .collect();
-            // origin first: it is what a bare `git push` / `git clone` uses.
-            names.sort_by_key(|n| n != "origin");
-            names
-        }
+        None => remote_names(repo),
     };
     for name in &names {
         if let Some(url) = remote_url(repo, name, push) {
@@ -101,14 +103,7 @@ pub fn server_for(repo: &Repo, remote: Option<&str>, push: bool) -> Result<Optio
 /// Every `dits://` URL this repository knows (remotes, then `dits.url`), for fetching.
 pub fn all_servers(repo: &Repo) -> Vec<DitsUrl> {
     let mut out: Vec<DitsUrl> = Vec::new();
-    let mut names: Vec<String> = repo
-        .repo
-        .remote_names()
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
-    names.sort_by_key(|n| n != "origin");
-    for name in names {
+    for name in remote_names(repo) {
         if let Some(url) = remote_url(repo, &name, false) {
             if let Ok(u) = DitsUrl::parse(&url) {
                 out.push(u);

@@ -154,10 +154,6 @@ fn tunnel<R: Read + Send, W: Write + Send>(
     intercept: bool,
     mut before_push: impl FnMut(&Session, &[RefUpdate], &[String]) -> Result<(), String>,
 ) -> Result<(), NetError> {
-    let lost = |e: &dyn std::fmt::Display| NetError::Lost {
-        peer: session.url().authority(),
-        reason: e.to_string(),
-    };
     let (adv_tx, adv_rx) = std::sync::mpsc::channel::<Vec<String>>();
     let up_done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -195,7 +191,7 @@ fn tunnel<R: Read + Send, W: Write + Send>(
                 }
                 session
                     .block_on(send.write_all(&held))
-                    .map_err(|e| lost(&e))?;
+                    .map_err(|e| lost(session, &e))?;
             }
             let mut buf = vec![0u8; 256 << 10];
             loop {
@@ -208,7 +204,7 @@ fn tunnel<R: Read + Send, W: Write + Send>(
                 }
                 session
                     .block_on(send.write_all(&buf[..n]))
-                    .map_err(|e| lost(&e))?;
+                    .map_err(|e| lost(session, &e))?;
             }
         })();
         up_done.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -236,10 +232,6 @@ fn copy_down<W: Write>(
     intercept: bool,
     adv_tx: &std::sync::mpsc::Sender<Vec<String>>,
 ) -> Result<(), NetError> {
-    let lost = |e: &dyn std::fmt::Display| NetError::Lost {
-        peer: session.url().authority(),
-        reason: e.to_string(),
-    };
     if intercept {
         let mut reader = StreamReader { session, recv };
         let (raw, lines) = read_section(&mut reader)
@@ -264,12 +256,20 @@ fn copy_down<W: Write>(
                 .and_then(|()| output.flush())
                 .map_err(|e| NetError::io("writing to git", e))?,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(lost(&e)),
+            Err(e) => return Err(lost(session, &e)),
         }
     }
 }
 
-fn is_zero(oid: &str) -> bool {
+fn lost(session: &Session, e: &dyn std::fmt::Display) -> NetError {
+    NetError::Lost {
+        peer: session.url().authority(),
+        reason: e.to_string(),
+    }
+}
+
+/// Whether `oid` is git's all-zero id (a ref created or deleted).
+pub fn is_zero(oid: &str) -> bool {
     oid.bytes().all(|b| b == b'0')
 }
 

@@ -89,22 +89,19 @@ impl<'s> PackWriter<'s> {
     pub(crate) fn new(store: &'s DiskStore) -> Result<Self, StoreError> {
         // Dedup against what other processes published since the store was opened.
         store.refresh()?;
-        let level = store.options().compression_level;
-        let compressor = if level > 0 {
-            Some(Compressor::new(level).map_err(|e| StoreError::io(store.root(), e))?)
-        } else {
-            None
-        };
-        Ok(PackWriter {
-            store,
-            compressor,
-            open: store.take_spare(),
-            isolated: false,
-        })
+        Self::with(store, store.take_spare(), false)
     }
 
     /// A writer for [`DiskStore::rewrite_pack`]: a fresh pack, no dedup against the store.
     pub(crate) fn isolated(store: &'s DiskStore) -> Result<Self, StoreError> {
+        Self::with(store, None, true)
+    }
+
+    fn with(
+        store: &'s DiskStore,
+        open: Option<OpenPack>,
+        isolated: bool,
+    ) -> Result<Self, StoreError> {
         let level = store.options().compression_level;
         let compressor = if level > 0 {
             Some(Compressor::new(level).map_err(|e| StoreError::io(store.root(), e))?)
@@ -114,8 +111,8 @@ impl<'s> PackWriter<'s> {
         Ok(PackWriter {
             store,
             compressor,
-            open: None,
-            isolated: true,
+            open,
+            isolated,
         })
     }
 }

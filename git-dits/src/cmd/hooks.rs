@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use dits_core::store::{ChunkSource, DiskStore};
 use dits_core::transfer::import_file;
+use git_remote_dits::helper::is_zero;
 use git_remote_dits::Session;
 
 use crate::reachable;
@@ -25,10 +26,6 @@ pub fn run(name: &str, args: &[String]) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn is_zero(oid: &str) -> bool {
-    oid.bytes().all(|b| b == b'0')
 }
 
 /// `pre-push <remote> <url>`, stdin: `<local ref> <local oid> <remote ref> <remote oid>`.

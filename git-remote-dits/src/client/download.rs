@@ -25,13 +25,6 @@ pub struct FetchStats {
     pub bytes_fetched: u64,
 }
 
-/// Whether `id` can be read from `store` without the network.
-pub fn complete_locally(store: &DiskStore, id: &FileId) -> bool {
-    store
-        .read_manifest(id)
-        .is_ok_and(|m| m.chunks.iter().all(|c| store.has_chunk(&c.id)))
-}
-
 impl Session {
     /// Makes every file in `ids` complete in `store`.
     pub fn fetch_files(
@@ -40,26 +33,26 @@ impl Session {
         ids: &[FileId],
         progress: &dyn Progress,
     ) -> Result<FetchStats, NetError> {
+        // Each manifest is read once. A file whose manifest is here but whose chunks are not
+        // (dropped by `git dits prune`, or a version never pushed that shares chunks with one
+        // that was) needs only chunks, by id: the server may not know the file at all.
         let mut seen = HashSet::new();
-        let need: Vec<FileId> = ids
-            .iter()
-            .filter(|id| seen.insert(**id))
-            .filter(|id| !complete_locally(store, id))
-            .copied()
-            .collect();
+        let (mut manifests, mut unknown) = (Vec::new(), Vec::new());
+        for id in ids.iter().filter(|id| seen.insert(**id)) {
+            match store.read_manifest(id) {
+                Ok(m) if m.chunks.iter().all(|c| store.has_chunk(&c.id)) => {}
+                Ok(m) => manifests.push(m),
+                Err(_) => unknown.push(*id),
+            }
+        }
         let mut stats = FetchStats {
             files: seen.len(),
-            files_fetched: need.len(),
+            files_fetched: manifests.len() + unknown.len(),
             ..FetchStats::default()
         };
-        if need.is_empty() {
+        if stats.files_fetched == 0 {
             return Ok(stats);
         }
-        // A file whose manifest is here (its chunks dropped by `git dits prune`, or a version
-        // never pushed that shares chunks with one that was) needs only chunks, by id: the
-        // server may not know the file at all.
-        let (known, unknown): (Vec<FileId>, Vec<FileId>) =
-            need.iter().partition(|id| store.read_manifest(id).is_ok());
         let tops = self.get_tops(&unknown)?;
 
         let mut listed = HashSet::new();
@@ -70,10 +63,6 @@ impl Session {
             .map(|g| (g.id, g.chunks as u64 * 36 + 12))
             .collect();
         self.get_chunks(store, groups, &dits_core::progress::Silent)?;
-        let mut manifests = Vec::with_capacity(need.len());
-        for id in &known {
-            manifests.push(store.read_manifest(id)?);
-        }
         for top in tops {
             let group_bytes = top
                 .groups
@@ -108,40 +97,26 @@ impl Session {
 
     /// Fetches top-level manifests, pipelined on one stream, each checked to be the one asked.
     fn get_tops(&self, ids: &[FileId]) -> Result<Vec<TopManifest>, NetError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let peer = self.peer();
-        self.block_on(async {
-            let (mut w, mut r) = self.open().await?;
-            let sender = async {
-                for id in ids {
-                    w.send(&Message::GetManifest { id: *id }).await?;
-                }
-                w.finish();
-                Ok::<_, NetError>(())
-            };
-            let receiver = async {
-                let mut tops = Vec::with_capacity(ids.len());
-                for id in ids {
-                    let top = match r.expect("manifest").await? {
-                        Message::ManifestTop { top } => top,
-                        other => return Err(r.unexpected(&other, "manifest")),
-                    };
-                    let top = TopManifest::decode(&top)
-                        .ok()
-                        .filter(|t| t.file_id == *id)
-                        .ok_or_else(|| NetError::BadData {
-                            peer: peer.clone(),
-                            what: format!("an invalid manifest for {id}"),
-                        })?;
-                    tops.push(top);
-                }
-                Ok(tops)
-            };
-            let ((), tops) = tokio::try_join!(sender, receiver)?;
-            Ok(tops)
-        })
+        let requests = ids
+            .iter()
+            .map(|id| Message::GetManifest { id: *id })
+            .collect();
+        let answers = self.pipeline(requests, "manifest")?;
+        ids.iter()
+            .zip(answers)
+            .map(|(id, answer)| {
+                let Message::ManifestTop { top } = answer else {
+                    return Err(self.unexpected(&answer, "manifest"));
+                };
+                TopManifest::decode(&top)
+                    .ok()
+                    .filter(|t| t.file_id == *id)
+                    .ok_or_else(|| NetError::BadData {
+                        peer: self.peer(),
+                        what: format!("an invalid manifest for {id}"),
+                    })
+            })
+            .collect()
     }
 
     /// Downloads `wanted` into `store`; returns chunks and bytes received.

@@ -79,6 +79,14 @@ impl Session {
         self.rights
     }
 
+    fn unexpected(&self, got: &Message, expected: &'static str) -> NetError {
+        NetError::Unexpected {
+            peer: self.peer(),
+            got: got.name(),
+            expected,
+        }
+    }
+
     fn peer(&self) -> String {
         self.url.authority()
     }
@@ -188,33 +196,51 @@ impl Session {
     /// Sends all queries on one stream without waiting, then reads the bitmaps in order.
     fn query(&self, queries: impl Iterator<Item = Message>) -> Result<Vec<bool>, NetError> {
         let queries: Vec<Message> = queries.collect();
-        if queries.is_empty() {
+        let asked: Vec<usize> = queries
+            .iter()
+            .map(|q| match q {
+                Message::HasFiles { ids } => ids.len(),
+                Message::HasChunks { ids } => ids.len(),
+                _ => 0,
+            })
+            .collect();
+        let answers = self.pipeline(queries, "bitmap")?;
+        let mut out = Vec::new();
+        for (answer, asked) in answers.into_iter().zip(asked) {
+            match answer {
+                Message::Bitmap { count, bits } if count as usize == asked => {
+                    out.extend((0..asked).map(|i| Message::bit(&bits, i)));
+                }
+                other => return Err(self.unexpected(&other, "bitmap")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends `requests` on one stream without waiting for answers, and reads one answer per
+    /// request, in order (an error frame fails the whole exchange).
+    pub(crate) fn pipeline(
+        &self,
+        requests: Vec<Message>,
+        expected: &'static str,
+    ) -> Result<Vec<Message>, NetError> {
+        if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let peer = self.peer();
+        let n = requests.len();
         self.block_on(async {
-            let (mut w, mut r) = frames::open(&self.conn, &peer).await?;
+            let (mut w, mut r) = self.open().await?;
             let sender = async {
-                for q in &queries {
+                for q in &requests {
                     w.send(q).await?;
                 }
                 w.finish();
                 Ok::<_, NetError>(())
             };
             let receiver = async {
-                let mut out = Vec::new();
-                for q in &queries {
-                    let asked = match q {
-                        Message::HasFiles { ids } => ids.len(),
-                        Message::HasChunks { ids } => ids.len(),
-                        _ => 0,
-                    };
-                    match r.expect("bitmap").await? {
-                        Message::Bitmap { count, bits } if count as usize == asked => {
-                            out.extend((0..asked).map(|i| Message::bit(&bits, i)));
-                        }
-                        other => return Err(r.unexpected(&other, "bitmap")),
-                    }
+                let mut out = Vec::with_capacity(n);
+                for _ in 0..n {
+                    out.push(r.expect(expected).await?);
                 }
                 Ok(out)
             };

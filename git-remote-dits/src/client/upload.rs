@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use dits_core::manifest::{ChunkRef, TopManifest};
+use dits_core::manifest::ChunkRef;
 use dits_core::progress::Progress;
 use dits_core::store::{ChunkSource, DiskStore};
 use dits_core::wire::Message;
@@ -72,14 +72,8 @@ impl Session {
                     source: Box::new(source),
                 })?;
             let encoded = manifest.encode();
-            let top = TopManifest::decode(&encoded.top).map_err(|e| {
-                NetError::Store(dits_core::store::StoreError::ManifestCorrupt {
-                    path: path.into(),
-                    source: e,
-                })
-            })?;
             let mut rest = &manifest.chunks[..];
-            for ((gid, bytes), g) in encoded.groups.iter().zip(&top.groups) {
+            for ((gid, bytes), g) in encoded.groups.iter().zip(&encoded.refs) {
                 let (these, tail) = rest.split_at((g.chunks as usize).min(rest.len()));
                 rest = tail;
                 if listed.insert(*gid) {
@@ -193,28 +187,16 @@ impl Session {
 
     /// Sends the top-level manifests on one stream, pipelined; each must be accepted.
     fn put_manifests(&self, tops: Vec<Vec<u8>>) -> Result<(), NetError> {
-        self.block_on(async {
-            let (mut w, mut r) = self.open().await?;
-            let n = tops.len();
-            let sender = async {
-                for top in tops {
-                    w.send(&Message::PutManifest { top }).await?;
-                }
-                w.finish();
-                Ok::<_, NetError>(())
-            };
-            let receiver = async {
-                for _ in 0..n {
-                    match r.expect("done").await? {
-                        Message::Done => {}
-                        other => return Err(r.unexpected(&other, "done")),
-                    }
-                }
-                Ok(())
-            };
-            tokio::try_join!(sender, receiver)?;
-            Ok(())
-        })
+        let requests = tops
+            .into_iter()
+            .map(|top| Message::PutManifest { top })
+            .collect();
+        for answer in self.pipeline(requests, "done")? {
+            if answer != Message::Done {
+                return Err(self.unexpected(&answer, "done"));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -42,6 +42,20 @@ enum Fail {
     Net(NetError),
 }
 
+impl Fail {
+    fn wrong_frame(expected: &str, got: &Message) -> Fail {
+        Fail::Refuse(
+            ErrorCode::BadRequest,
+            format!("expected {expected}, got a {} frame", got.name()),
+        )
+    }
+
+    /// A blocking task that did not finish (it panicked or the runtime is shutting down).
+    fn joined(task: &str, e: tokio::task::JoinError) -> Fail {
+        Fail::Net(NetError::io(task, std::io::Error::other(e)))
+    }
+}
+
 impl From<NetError> for Fail {
     fn from(e: NetError) -> Fail {
         Fail::Net(e)
@@ -291,12 +305,7 @@ impl Stream {
                 }
                 (Message::HasChunks { ids }, None) => Message::bitmap(ids.iter().map(|_| false)),
                 (Message::HasFiles { ids }, None) => Message::bitmap(ids.iter().map(|_| false)),
-                (other, _) => {
-                    return Err(Fail::Refuse(
-                        ErrorCode::BadRequest,
-                        format!("expected a query, got a {} frame", other.name()),
-                    ))
-                }
+                (other, _) => return Err(Fail::wrong_frame("a query", other)),
             };
             w.send(&answer).await?;
             next = r.next().await?;
@@ -413,19 +422,14 @@ impl Stream {
                     }
                     Some(other) => {
                         let _ = tx.send(Op::Chunks(pending)).await;
-                        return Err(Fail::Refuse(
-                            ErrorCode::BadRequest,
-                            format!("expected a chunk, got a {} frame", other.name()),
-                        ));
+                        return Err(Fail::wrong_frame("a chunk", &other));
                     }
                 }
             }
         }
         .await;
         drop(tx);
-        let written = writer
-            .await
-            .map_err(|e| Fail::Net(NetError::io("chunk writer", std::io::Error::other(e))))?;
+        let written = writer.await.map_err(|e| Fail::joined("chunk writer", e))?;
         received.and(written)
     }
 
@@ -442,15 +446,12 @@ impl Stream {
         let mut next = Some(first);
         while let Some(msg) = next {
             let Message::PutManifest { top } = msg else {
-                return Err(Fail::Refuse(
-                    ErrorCode::BadRequest,
-                    format!("expected a manifest, got a {} frame", msg.name()),
-                ));
+                return Err(Fail::wrong_frame("a manifest", &msg));
             };
             let store = Arc::clone(&store);
             let accepted = tokio::task::spawn_blocking(move || accept_manifest_top(&store, &top))
                 .await
-                .map_err(|e| Fail::Net(NetError::io("manifest check", std::io::Error::other(e))))?;
+                .map_err(|e| Fail::joined("manifest check", e))?;
             match accepted {
                 Ok(m) => {
                     self.ctx
@@ -492,10 +493,7 @@ impl Stream {
         let mut next = Some(first);
         while let Some(msg) = next {
             let Message::GetChunks { ids } = msg else {
-                return Err(Fail::Refuse(
-                    ErrorCode::BadRequest,
-                    format!("expected get-chunks, got a {} frame", msg.name()),
-                ));
+                return Err(Fail::wrong_frame("get-chunks", &msg));
             };
             if ids.len() > MAX_IDS_PER_QUERY {
                 return Err(Fail::Refuse(
@@ -516,7 +514,7 @@ impl Stream {
                         .collect::<Vec<_>>()
                 })
                 .await
-                .map_err(|e| Fail::Net(NetError::io("chunk reader", std::io::Error::other(e))))?;
+                .map_err(|e| Fail::joined("chunk reader", e))?;
                 for item in read {
                     let (id, data) = item.map_err(|e| match e {
                         dits_core::store::StoreError::ChunkMissing { id } => Fail::Refuse(
@@ -554,10 +552,7 @@ impl Stream {
         let mut next = Some(first);
         while let Some(msg) = next {
             let Message::GetManifest { id } = msg else {
-                return Err(Fail::Refuse(
-                    ErrorCode::BadRequest,
-                    format!("expected get-manifest, got a {} frame", msg.name()),
-                ));
+                return Err(Fail::wrong_frame("get-manifest", &msg));
             };
             match store.read_manifest_top(&id) {
                 Ok(top) => w.send(&Message::ManifestTop { top }).await?,
