@@ -115,9 +115,7 @@ fn push_clone_pull_branches_tags_force_and_delete() {
 #[test]
 fn two_users_one_rejected_then_succeeds_after_pull() {
     let env = Env::new();
-    let server = env.start_server("srv");
-    let token = env.token(&server, "team/film", true);
-    env.login(&server, &token);
+    let (server, _) = env.logged_in_server("srv");
     let a = media_repo(&env, "a");
     let url = server.url("team/film");
     env.git(&a, &["remote", "add", "origin", &url]);
@@ -148,9 +146,7 @@ fn two_users_one_rejected_then_succeeds_after_pull() {
 #[test]
 fn skip_smudge_clone_then_fetch_and_pull() {
     let env = Env::new();
-    let server = env.start_server("srv");
-    let token = env.token(&server, "team/film", true);
-    env.login(&server, &token);
+    let (server, _) = env.logged_in_server("srv");
     let a = media_repo(&env, "a");
     let url = server.url("team/film");
     env.git(&a, &["remote", "add", "origin", &url]);
@@ -195,9 +191,7 @@ fn skip_smudge_clone_then_fetch_and_pull() {
 #[test]
 fn ordinary_git_host_gets_content_through_the_pre_push_hook() {
     let env = Env::new();
-    let server = env.start_server("srv");
-    let token = env.token(&server, "team/film", true);
-    env.login(&server, &token);
+    let (server, _) = env.logged_in_server("srv");
     let hub = env.path("hub.git");
     env.git(
         env.tmp.path(),
@@ -284,9 +278,7 @@ fn ordinary_git_host_gets_content_through_the_pre_push_hook() {
 #[test]
 fn pushing_content_that_exists_nowhere_is_refused_on_both_sides() {
     let env = Env::new();
-    let server = env.start_server("srv");
-    let token = env.token(&server, "team/film", true);
-    env.login(&server, &token);
+    let (server, _) = env.logged_in_server("srv");
     let a = media_repo(&env, "a");
     let url = server.url("team/film");
     env.git(&a, &["remote", "add", "origin", &url]);
@@ -463,9 +455,7 @@ fn disk_use(dir: &Path) -> u64 {
 #[test]
 fn prune_keeps_a_clone_near_one_copy_and_fsck_knows_the_server_has_the_rest() {
     let env = Env::new();
-    let server = env.start_server("srv");
-    let token = env.token(&server, "team/film", true);
-    env.login(&server, &token);
+    let (server, _) = env.logged_in_server("srv");
     let a = media_repo(&env, "a");
     env.git(&a, &["remote", "add", "origin", &server.url("team/film")]);
     env.git(&a, &["push", "-q", "-u", "origin", "main"]);

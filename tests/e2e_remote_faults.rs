@@ -7,6 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::server::Server;
 use support::udp_proxy::UdpProxy;
 use support::{b3, stderr_of, write_content, Env};
 
@@ -20,6 +21,14 @@ fn repo_with_big_file(env: &Env) -> std::path::PathBuf {
     write_content(&a.join("big.mov"), 7, SIZE);
     env.commit_all(&a, "big");
     a
+}
+
+/// A fault proxy in front of `server`, and the `dits://` URL of team/film through it.
+fn through_proxy(env: &Env, server: &Server, token: &str) -> (UdpProxy, String) {
+    let proxy = UdpProxy::start(&server.addr);
+    env.also_via(server, token, &proxy.authority());
+    let via = format!("dits://{}/team/film", proxy.authority());
+    (proxy, via)
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -36,13 +45,9 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 #[test]
 fn push_resumes_after_the_connection_is_cut() {
     let env = Env::new();
-    let server = env.start_server("srv");
-    let token = env.token(&server, "team/film", true);
-    env.login(&server, &token);
-    let proxy = UdpProxy::start(&server.addr);
-    env.also_via(&server, &token, &proxy.authority());
+    let (server, token) = env.logged_in_server("srv");
+    let (proxy, via) = through_proxy(&env, &server, &token);
     let a = repo_with_big_file(&env);
-    let via = format!("dits://{}/team/film", proxy.authority());
     env.git(&a, &["remote", "add", "origin", &via]);
 
     proxy.cut_after(SIZE / 2);
@@ -89,13 +94,9 @@ fn kill_group(pgid: u32) {
 fn push_resumes_after_kill_9_of_the_client() {
     use std::os::unix::process::CommandExt;
     let env = Env::new();
-    let server = env.start_server("srv");
-    let token = env.token(&server, "team/film", true);
-    env.login(&server, &token);
-    let proxy = UdpProxy::start(&server.addr);
-    env.also_via(&server, &token, &proxy.authority());
+    let (server, token) = env.logged_in_server("srv");
+    let (proxy, via) = through_proxy(&env, &server, &token);
     let a = repo_with_big_file(&env);
-    let via = format!("dits://{}/team/film", proxy.authority());
     env.git(&a, &["remote", "add", "origin", &via]);
 
     // The proxy freezes the transfer half-way, so the kill lands mid-push every time.
@@ -130,16 +131,11 @@ fn push_resumes_after_kill_9_of_the_client() {
 #[test]
 fn fetch_resumes_after_the_connection_is_cut() {
     let env = Env::new();
-    let server = env.start_server("srv");
-    let token = env.token(&server, "team/film", true);
-    env.login(&server, &token);
-    let proxy = UdpProxy::start(&server.addr);
-    env.also_via(&server, &token, &proxy.authority());
+    let (server, token) = env.logged_in_server("srv");
+    let (proxy, via) = through_proxy(&env, &server, &token);
     let a = repo_with_big_file(&env);
     env.git(&a, &["remote", "add", "origin", &server.url("team/film")]);
     env.git(&a, &["push", "-q", "origin", "main"]);
-
-    let via = format!("dits://{}/team/film", proxy.authority());
     let mut clone = env.cmd(env.tmp.path(), "git");
     clone
         .args(["clone", "-q", &via, "b"])
@@ -171,13 +167,9 @@ fn fetch_resumes_after_the_connection_is_cut() {
 #[test]
 fn server_killed_mid_push_then_restarted_loses_nothing() {
     let env = Env::new();
-    let mut server = env.start_server("srv");
-    let token = env.token(&server, "team/film", true);
-    env.login(&server, &token);
-    let proxy = UdpProxy::start(&server.addr);
-    env.also_via(&server, &token, &proxy.authority());
+    let (mut server, token) = env.logged_in_server("srv");
+    let (proxy, via) = through_proxy(&env, &server, &token);
     let a = repo_with_big_file(&env);
-    let via = format!("dits://{}/team/film", proxy.authority());
     env.git(&a, &["remote", "add", "origin", &via]);
 
     // Half-way through the upload the path freezes and the server dies (kill -9): whatever
@@ -222,18 +214,14 @@ fn server_killed_mid_push_then_restarted_loses_nothing() {
 #[test]
 fn a_lossy_slow_path_still_moves_every_byte() {
     let env = Env::new();
-    let server = env.start_server("srv");
-    let token = env.token(&server, "team/film", true);
-    env.login(&server, &token);
-    let proxy = UdpProxy::start(&server.addr);
-    env.also_via(&server, &token, &proxy.authority());
+    let (server, token) = env.logged_in_server("srv");
+    let (proxy, via) = through_proxy(&env, &server, &token);
     // One packet in 25 dropped, each delayed by 1 ms: QUIC recovers on its own.
     proxy.drop_one_in(25);
     proxy.delay(1);
     let a = env.repo("a", &["*.mov"]);
     write_content(&a.join("clip.mov"), 3, 1 << 20);
     env.commit_all(&a, "clip");
-    let via = format!("dits://{}/team/film", proxy.authority());
     env.git(&a, &["push", "-q", &via, "main"]);
     env.git(env.tmp.path(), &["clone", "-q", &via, "b"]);
     assert_eq!(b3(&a.join("clip.mov")), b3(&env.path("b").join("clip.mov")));

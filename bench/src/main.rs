@@ -182,20 +182,7 @@ fn run() -> Result<()> {
     let md = report::render(&machine, &params, &results);
     println!("{md}");
 
-    let out = match args.out {
-        Some(p) => p,
-        None => {
-            let mut date = Command::new("date");
-            date.args(["-u", "+%Y-%m-%d"]);
-            let date = proc::run(date)?;
-            ws.join("bench/results")
-                .join(format!("local-{}.md", date.trim()))
-        }
-    };
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
+    let out = report::write(args.out, &ws, "local", &md)?;
     eprintln!("report written to {}", out.display());
     if args.keep {
         eprintln!("kept {}", scratch.keep().display());

@@ -270,20 +270,7 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
 
     let md = remote_report::render(&machine, &results);
     println!("{md}");
-    let out = match args.out {
-        Some(p) => p,
-        None => {
-            let mut date = Command::new("date");
-            date.args(["-u", "+%Y-%m-%d"]);
-            let date = proc::run(date)?;
-            ws.join("bench/results")
-                .join(format!("remote-local-{}.md", date.trim()))
-        }
-    };
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
+    let out = report::write(args.out, &ws, "remote-local", &md)?;
     eprintln!("report written to {}", out.display());
     if args.keep {
         eprintln!("kept {}", work.display());

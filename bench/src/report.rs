@@ -8,6 +8,32 @@ use std::time::Duration;
 use crate::cases::{Growth, Results, Tool};
 use crate::proc::{self, Measured, Runner};
 
+/// Writes the markdown report to `out`, or to `bench/results/<prefix>-<UTC date>.md` of the
+/// workspace `ws`; returns where it went.
+pub fn write(
+    out: Option<std::path::PathBuf>,
+    ws: &Path,
+    prefix: &str,
+    md: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let out = match out {
+        Some(p) => p,
+        None => {
+            let mut date = Command::new("date");
+            date.args(["-u", "+%Y-%m-%d"]);
+            let date = proc::run(date)?;
+            ws.join("bench/results")
+                .join(format!("{prefix}-{}.md", date.trim()))
+        }
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&out, md).with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
+}
+
 pub fn bytes(n: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (unit, name) in UNITS {

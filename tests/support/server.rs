@@ -70,6 +70,14 @@ impl Env {
         self.start_server_at(name, "127.0.0.1:0")
     }
 
+    /// A server named `name` and a write token for `team/film`, logged in (see [`Env::login`]).
+    pub fn logged_in_server(&self, name: &str) -> (Server, String) {
+        let server = self.start_server(name);
+        let token = self.token(&server, "team/film", true);
+        self.login(&server, &token);
+        (server, token)
+    }
+
     /// A new token for `pattern` (write or read-only).
     pub fn token(&self, server: &Server, pattern: &str, write: bool) -> String {
         let root = server.root.display().to_string();
