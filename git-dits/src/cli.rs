@@ -174,6 +174,35 @@ pub enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Show a commit as a read-only folder; Dits files are fetched as they are read.
+    ///
+    /// Every file appears at its real size at once; reading a Dits file fetches only the
+    /// chunks it touches (with readahead for sequential readers) from the local store, a
+    /// local-path remote, or the Dits server, verified, and keeps them in the local store
+    /// (bounded by `dits.mount.cacheSize`). Works in a `GIT_DITS_SKIP_SMUDGE=1` clone. Runs in
+    /// the background (log in .git/dits/mount.log) unless --foreground; the kernel unmounts
+    /// it if the process dies.
+    Mount {
+        /// An existing directory to mount on.
+        #[arg(required_unless_present = "list")]
+        dir: Option<PathBuf>,
+        /// The commit to show (a branch, tag or commit id).
+        #[arg(long, default_value = "HEAD")]
+        rev: String,
+        /// Serve in this process until unmounted or Ctrl-C.
+        #[arg(long)]
+        foreground: bool,
+        /// List the Dits mounts of this machine (`DIR<TAB>dits:REPO@COMMIT`).
+        #[arg(long, conflicts_with_all = ["dir", "foreground"])]
+        list: bool,
+    },
+    /// Unmount a folder mounted by `git dits mount` (its process then exits).
+    Unmount {
+        dir: PathBuf,
+        /// Detach it now even if programs still have files open in it.
+        #[arg(long)]
+        lazy: bool,
+    },
     /// Run a Dits server: bare Git repositories and chunk stores under --root, over QUIC.
     ///
     /// Prints `listening ADDR` and `fingerprint blake3:...` on stdout once ready; clients pin

@@ -2,6 +2,7 @@
 //! `dits_core::wire`).
 
 use dits_core::wire::{self, FrameHeader, Message, CHUNK_KIND, FRAME_HEADER_LEN};
+use dits_core::ChunkId;
 use quinn::{ReadExactError, RecvStream, SendStream};
 
 use crate::error::NetError;
@@ -79,6 +80,19 @@ impl FrameReader {
                 peer: self.peer.clone(),
                 reason: format!("the stream ended where {expected} was expected"),
             }),
+        }
+    }
+
+    /// The next frame as chunk `id` of `len` bytes (the length is known from a manifest, so
+    /// a wrong one is refused before anything else is read). Not verified here.
+    pub async fn expect_chunk(&mut self, id: ChunkId, len: u64) -> Result<Vec<u8>, NetError> {
+        match self.expect("chunk").await? {
+            Message::Chunk { id: got, data } if got == id && data.len() as u64 == len => Ok(data),
+            Message::Chunk { id: got, .. } if got == id => Err(NetError::BadData {
+                peer: self.peer.clone(),
+                what: format!("chunk {id} with the wrong length"),
+            }),
+            other => Err(self.unexpected(&other, "chunk")),
         }
     }
 

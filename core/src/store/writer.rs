@@ -92,9 +92,16 @@ impl<'s> PackWriter<'s> {
         Self::with(store, store.take_spare(), false)
     }
 
-    /// A writer for [`DiskStore::rewrite_pack`]: a fresh pack, no dedup against the store.
-    pub(crate) fn isolated(store: &'s DiskStore) -> Result<Self, StoreError> {
+    /// A writer with packs of its own (never shared, no dedup against the store): for
+    /// [`DiskStore::rewrite_pack`], and for caches that later drop their packs whole (the
+    /// mount's fetched chunks), which must hold nothing else.
+    pub fn isolated(store: &'s DiskStore) -> Result<Self, StoreError> {
         Self::with(store, None, true)
+    }
+
+    /// The name of the pack being written (as [`DiskStore::delete_pack`] takes it), if any.
+    pub fn pack_name(&self) -> Option<&str> {
+        self.open.as_ref().map(|p| p.name.as_str())
     }
 
     fn with(

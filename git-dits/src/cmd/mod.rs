@@ -56,6 +56,21 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
             now,
             dry_run,
         } => prune::run(remote.as_deref(), *now, *dry_run, quiet),
+        Cmd::Mount {
+            dir,
+            rev,
+            foreground,
+            list,
+        } => crate::mount::run(
+            &crate::mount::MountArgs {
+                dir: dir.as_deref(),
+                rev,
+                foreground: *foreground,
+                list: *list,
+            },
+            quiet,
+        ),
+        Cmd::Unmount { dir, lazy } => crate::mount::unmount(dir, *lazy, quiet),
         Cmd::Serve {
             root,
             listen,

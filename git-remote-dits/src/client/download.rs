@@ -54,28 +54,8 @@ impl Session {
             return Ok(stats);
         }
         let tops = self.get_tops(&unknown)?;
-
         let mut listed = HashSet::new();
-        let groups: Vec<(ChunkId, u64)> = tops
-            .iter()
-            .flat_map(|t| &t.groups)
-            .filter(|g| listed.insert(g.id) && !store.has_chunk(&g.id))
-            .map(|g| (g.id, g.chunks as u64 * 36 + 12))
-            .collect();
-        self.get_chunks(store, groups, &dits_core::progress::Silent)?;
-        for top in tops {
-            let group_bytes = top
-                .groups
-                .iter()
-                .map(|g| store.read_chunk(&g.id))
-                .collect::<Result<Vec<_>, _>>()?;
-            let id = top.file_id;
-            let m = Manifest::assemble(top, &group_bytes).map_err(|e| NetError::BadData {
-                peer: self.peer(),
-                what: format!("its manifest of {id} is inconsistent ({e})"),
-            })?;
-            manifests.push(m);
-        }
+        manifests.extend(self.complete_tops(store, tops, &mut listed)?);
 
         let chunks: Vec<(ChunkId, u64)> = manifests
             .iter()
@@ -93,6 +73,100 @@ impl Session {
             writer.put_manifest(m)?;
         }
         Ok(stats)
+    }
+
+    /// Makes the manifest of `id` readable in `store` (its groups fetched, verified, and the
+    /// top level stored) without fetching the file's chunks: what a reader that wants a few
+    /// byte ranges of a large file (the mount) needs first.
+    pub fn fetch_manifest(&self, store: &DiskStore, id: &FileId) -> Result<Manifest, NetError> {
+        if let Ok(m) = store.read_manifest(id) {
+            return Ok(m);
+        }
+        let tops = self.get_tops(&[*id])?;
+        let manifests = self.complete_tops(store, tops, &mut HashSet::new())?;
+        let mut writer = store.writer()?;
+        for m in &manifests {
+            writer.put_manifest(m)?;
+        }
+        manifests
+            .into_iter()
+            .next()
+            .ok_or_else(|| NetError::BadData {
+                peer: self.peer(),
+                what: format!("no manifest for {id}"),
+            })
+    }
+
+    /// Downloads `wanted` (ids with their lengths from a manifest) and returns their bytes in
+    /// order, each verified against its id; nothing is stored. Requests of at most one batch
+    /// are pipelined on one stream.
+    pub fn read_chunks(&self, wanted: &[(ChunkId, u64)]) -> Result<Vec<Vec<u8>>, NetError> {
+        let batches = into_batches(wanted.to_vec());
+        self.block_on(async {
+            let (mut w, mut r) = self.open().await?;
+            let sender = async {
+                for batch in &batches {
+                    let ids = batch.iter().map(|(id, _)| *id).collect();
+                    w.send(&Message::GetChunks { ids }).await?;
+                }
+                w.finish();
+                Ok::<_, NetError>(())
+            };
+            let receiver = async {
+                let mut out = Vec::with_capacity(wanted.len());
+                for batch in &batches {
+                    for &(id, len) in batch {
+                        let data = r.expect_chunk(id, len).await?;
+                        if ChunkId::of(&data) != id {
+                            return Err(NetError::CorruptChunk {
+                                peer: r.peer.clone(),
+                                id,
+                            });
+                        }
+                        out.push(data);
+                    }
+                    match r.expect("batch-end").await? {
+                        Message::BatchEnd => {}
+                        other => return Err(r.unexpected(&other, "batch-end")),
+                    }
+                }
+                Ok(out)
+            };
+            let ((), out) = tokio::try_join!(sender, receiver)?;
+            Ok(out)
+        })
+    }
+
+    /// Fetches the group objects of `tops` that `store` lacks and assembles the manifests.
+    /// `listed` collects the ids already asked for, so none is fetched twice.
+    fn complete_tops(
+        &self,
+        store: &DiskStore,
+        tops: Vec<TopManifest>,
+        listed: &mut HashSet<ChunkId>,
+    ) -> Result<Vec<Manifest>, NetError> {
+        let groups: Vec<(ChunkId, u64)> = tops
+            .iter()
+            .flat_map(|t| &t.groups)
+            .filter(|g| listed.insert(g.id) && !store.has_chunk(&g.id))
+            .map(|g| (g.id, g.chunks as u64 * 36 + 12))
+            .collect();
+        self.get_chunks(store, groups, &dits_core::progress::Silent)?;
+        let mut out = Vec::with_capacity(tops.len());
+        for top in tops {
+            let group_bytes = top
+                .groups
+                .iter()
+                .map(|g| store.read_chunk(&g.id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let id = top.file_id;
+            let m = Manifest::assemble(top, &group_bytes).map_err(|e| NetError::BadData {
+                peer: self.peer(),
+                what: format!("its manifest of {id} is inconsistent ({e})"),
+            })?;
+            out.push(m);
+        }
+        Ok(out)
     }
 
     /// Fetches top-level manifests, pipelined on one stream, each checked to be the one asked.
@@ -176,22 +250,7 @@ impl Session {
                     w.send(&Message::GetChunks { ids }).await?;
                     let mut batch = Vec::with_capacity(wanted.len());
                     for (id, len) in wanted {
-                        // The length is known from the manifest: a longer chunk is refused
-                        // before the next one is read.
-                        match r.expect("chunk").await? {
-                            Message::Chunk { id: got, data }
-                                if got == id && data.len() as u64 == len =>
-                            {
-                                batch.push((id, data))
-                            }
-                            Message::Chunk { id: got, .. } if got == id => {
-                                return Err(NetError::BadData {
-                                    peer: r.peer.clone(),
-                                    what: format!("chunk {id} with the wrong length"),
-                                })
-                            }
-                            other => return Err(r.unexpected(&other, "chunk")),
-                        }
+                        batch.push((id, r.expect_chunk(id, len).await?));
                     }
                     match r.expect("batch-end").await? {
                         Message::BatchEnd => {}
