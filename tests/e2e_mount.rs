@@ -507,3 +507,60 @@ fn many_readers_at_once_then_kill_9_and_remount() {
     env.dits(&clone, &["fsck", "--", "HEAD"]);
     drop(m);
 }
+
+#[test]
+fn a_bounded_cache_keeps_the_local_store_small() {
+    let env = Env::new();
+    let (server, _token) = env.logged_in_server("srv");
+    let src = env.repo("src", &["*.bin"]);
+    let size: u64 = 96 << 20;
+    write_content(&src.join("long.bin"), 11, size);
+    env.commit_all(&src, "long");
+    env.git(&src, &["remote", "add", "origin", &server.url("team/film")]);
+    env.git(&src, &["push", "-q", "-u", "origin", "main"]);
+    let clone = env.path("clone");
+    let mut cmd = env.cmd(env.tmp.path(), "git");
+    cmd.args(["clone", "-q", &server.url("team/film"), "clone"])
+        .env("GIT_DITS_SKIP_SMUDGE", "1");
+    env.run_ok(&mut cmd);
+    env.git(&clone, &["config", "dits.mount.cacheSize", "24m"]);
+
+    let m = mount(&env, &clone, "HEAD", "mnt");
+    assert_eq!(b3(&m.dir.join("long.bin")), b3(&src.join("long.bin")));
+    let (_, fetched_bytes) = settled(&clone);
+    assert!(
+        fetched_bytes >= size,
+        "the whole file was fetched ({fetched_bytes})"
+    );
+    drop(m);
+    wait_for("the mount to end", || {
+        !listed(&env, &clone, &env.path("mnt"))
+    });
+
+    // The cache's packs (each at most 16 MiB here) stay near the bound: the bound plus the
+    // pack being written, never the 96 MiB read.
+    let packs = clone.join(".git/dits/packs");
+    let listed_packs = fs::read_to_string(clone.join(".git/dits/mount-cache")).unwrap();
+    let cache_bytes: u64 = listed_packs
+        .lines()
+        .map(|p| fs::metadata(packs.join(format!("{p}.pack"))).map_or(0, |m| m.len()))
+        .sum();
+    assert!(
+        cache_bytes <= (24 << 20) + (17 << 20),
+        "cache holds {cache_bytes} bytes"
+    );
+    let all: u64 = fs::read_dir(&packs)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(
+        all < size / 2,
+        "the store holds {all} bytes after reading {size}"
+    );
+    let log = fs::read_to_string(clone.join(".git/dits/mount.log")).unwrap();
+    assert!(log.contains("mount cache: dropped pack"), "{log}");
+    // What was dropped is on the server: fsck is clean, and a checkout fetches it again.
+    env.dits(&clone, &["fsck", "--", "HEAD"]);
+    env.dits(&clone, &["pull"]);
+    assert_eq!(b3(&clone.join("long.bin")), b3(&src.join("long.bin")));
+}

@@ -3,12 +3,14 @@
 //! Results go to stdout and, with the machine they ran on, to a markdown file.
 //!
 //! `dits-bench remote ...` is the second mode: push and clone against a server on loopback,
-//! Dits against Git LFS + giftless (see `remote.rs`).
+//! Dits against Git LFS + giftless (see `remote.rs`). `dits-bench mount ...` reads a file
+//! through `git dits mount` against the same file on disk (see `mount.rs`).
 
 mod cases;
 mod content;
 mod dits_serve;
 mod giftless;
+mod mount;
 mod proc;
 mod remote;
 mod remote_report;
@@ -25,6 +27,7 @@ const USAGE: &str = "\
 usage: dits-bench [--size-mib N] [--repeat K] [--dir DIR] [--out FILE]
                   [--git PATH] [--dits-bin DIR] [--tools LIST] [--keep]
        dits-bench remote --help   (push and clone over loopback, Dits vs Git LFS + giftless)
+       dits-bench mount --help    (reading through git dits mount vs the file on disk)
 
   --size-mib N    size of the seeded file (default 1024)
   --repeat K      run each headline operation K times and report the median (default 1)
@@ -194,6 +197,8 @@ fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1).peekable();
     let result = if args.peek().is_some_and(|a| a == "remote") {
         remote::run(args.skip(1))
+    } else if args.peek().is_some_and(|a| a == "mount") {
+        mount::run(args.skip(1))
     } else {
         run()
     };

@@ -26,6 +26,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("dits.smudge.inlineLimit", "64m", "files at least this large are written by Dits after git's checkout, not through git's in-memory smudge buffer"),
     ("dits.skipSmudge", "false", "leave pointers in the work tree (also GIT_DITS_SKIP_SMUDGE=1)"),
     ("dits.url", "", "the Dits server of a repository on an ordinary Git host (also in a committed .ditsconfig)"),
+    ("dits.mount.cacheSize", "0", "bytes of fetched chunks `git dits mount` keeps; past it the oldest are dropped (0 = no bound)"),
     ("dits.timeout", "30", "seconds a silent Dits server is waited for before a transfer fails (and can be resumed)"),
     ("dits.trustNewServers", "false", "trust a Dits server's certificate on first use and pin it (also GIT_DITS_TRUST_NEW_SERVER=1)"),
     ("dits.caFile", "", "extra CA certificates (PEM) for Dits servers with CA-issued certificates"),

@@ -29,7 +29,7 @@ use super::origin::ChunkOrigin;
 /// for readahead.
 pub const SEQUENTIAL_AFTER: u64 = 4 << 20;
 /// The largest readahead window (bytes ahead of the reader).
-pub const MAX_WINDOW: u64 = 64 << 20;
+pub const MAX_WINDOW: u64 = 32 << 20;
 /// Readahead is handed to workers in jobs of about this size (one request to a server).
 const JOB_BYTES: u64 = 8 << 20;
 /// Reads within this distance of where the last one ended still count as sequential (the

@@ -33,7 +33,7 @@ use crate::repo::Repo;
 use origin::{ChunkOrigin, ServerOrigin, StoreOrigin};
 
 /// Verified chunks kept in memory by a mount (readahead lands here first).
-const MEMORY_CACHE: u64 = 256 << 20;
+const MEMORY_CACHE: u64 = 128 << 20;
 /// How long `git dits mount` waits for its background process to report the mount.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
