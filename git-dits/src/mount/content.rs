@@ -241,7 +241,9 @@ impl Content {
         self.keep.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
-    /// `len` bytes of file `id` (of `size` bytes) from `offset`; shorter at the end.
+    /// Puts `len` bytes of file `id` (of `size` bytes) from `offset` into `out` (replacing
+    /// what it held; shorter at the end of the file). The caller reuses `out` across reads:
+    /// a fresh megabyte per read would cost page faults and zeroing at every request.
     pub fn read(
         &self,
         id: &FileId,
@@ -249,10 +251,12 @@ impl Content {
         offset: u64,
         len: u64,
         readahead: &Mutex<Readahead>,
-    ) -> Result<Vec<u8>, ReadError> {
+        out: &mut Vec<u8>,
+    ) -> Result<(), ReadError> {
+        out.clear();
         let end = offset.saturating_add(len).min(size);
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let layout = self.layout(id).map_err(|e| ReadError(format!("{e:#}")))?;
         let span = layout.span(offset, end);
@@ -275,7 +279,7 @@ impl Content {
             self.fetch(&claimed)
                 .map_err(|e| ReadError(format!("file {id}: {e:#}")))?;
         }
-        let mut out = Vec::with_capacity((end - offset) as usize);
+        out.reserve((end - offset) as usize);
         for i in span {
             let c = layout.chunks[i];
             let data = self
@@ -286,7 +290,7 @@ impl Content {
             let to = end.min(layout.ends[i]) - start;
             out.extend_from_slice(&data[from as usize..to as usize]);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The file's chunk layout: from the local manifest, or the first origin that has it.

@@ -124,10 +124,14 @@ impl Filesystem for Fuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.view.read(fh.0, offset, size) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(errno(&e)),
+        thread_local! {
+            // One buffer per FUSE thread, reused: see `Content::read`.
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        BUF.with_borrow_mut(|buf| match self.view.read(fh.0, offset, size, buf) {
+            Ok(()) => reply.data(buf),
+            Err(e) => reply.error(errno(&e)),
+        });
     }
 
     fn release(

@@ -121,7 +121,8 @@ impl View {
         Ok(fh)
     }
 
-    pub fn read(&self, fh: u64, offset: u64, len: u32) -> Result<Vec<u8>, ViewError> {
+    /// Reads into `out` (cleared first), which the caller keeps for its next read.
+    pub fn read(&self, fh: u64, offset: u64, len: u32, out: &mut Vec<u8>) -> Result<(), ViewError> {
         let handle = self
             .handles
             .lock()
@@ -135,7 +136,9 @@ impl View {
                     .unwrap_or(usize::MAX)
                     .min(data.len());
                 let end = start.saturating_add(len as usize).min(data.len());
-                Ok(data[start..end].to_vec())
+                out.clear();
+                out.extend_from_slice(&data[start..end]);
+                Ok(())
             }
             Handle::Dits {
                 id,
@@ -144,7 +147,7 @@ impl View {
                 readahead,
             } => self
                 .content
-                .read(id, *size, offset, u64::from(len), readahead)
+                .read(id, *size, offset, u64::from(len), readahead, out)
                 .map_err(|e| {
                     // The reader sees EIO; the reason goes to the log, with the path.
                     tracing::error!("cannot read {path} at {offset} (+{len}): {e}");
