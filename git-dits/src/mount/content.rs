@@ -31,7 +31,7 @@ pub const SEQUENTIAL_AFTER: u64 = 4 << 20;
 /// The largest readahead window (bytes ahead of the reader).
 pub const MAX_WINDOW: u64 = 32 << 20;
 /// Readahead is handed to workers in jobs of about this size (one request to a server).
-const JOB_BYTES: u64 = 8 << 20;
+const JOB_BYTES: u64 = 16 << 20;
 /// Reads within this distance of where the last one ended still count as sequential (the
 /// kernel issues readahead requests concurrently, so they arrive slightly out of order).
 const SLACK: u64 = 2 << 20;
@@ -372,8 +372,9 @@ impl Content {
     }
 
     /// Fetches claimed chunks from the first origin that delivers them, stores them, and
-    /// completes their flights (with the error if every origin failed).
-    fn fetch(&self, claimed: &[ChunkRef]) -> Result<()> {
+    /// completes their flights (with the error if every origin failed). Returns their bytes
+    /// in order.
+    fn fetch(&self, claimed: &[ChunkRef]) -> Result<Vec<Shared>> {
         let wanted: Vec<(ChunkId, u64)> =
             claimed.iter().map(|c| (c.id, u64::from(c.len))).collect();
         let mut reasons = Vec::new();
@@ -431,7 +432,7 @@ impl Content {
                 flight.done.notify_all();
             }
         }
-        result.map(|_| ()).map_err(|e| anyhow!(e))
+        result.map_err(|e| anyhow!(e))
     }
 
     /// One verified chunk: memory, a flight, the local store, or (if a flight this read
@@ -461,24 +462,31 @@ impl Content {
             }
         }
         if self.store.has_chunk(&c.id) {
-            let data: Shared = Arc::new(self.store.read_chunk(&c.id)?);
-            self.memory
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(c.id, Arc::clone(&data));
-            return Ok(data);
+            match self.store.read_chunk(&c.id) {
+                Ok(data) => {
+                    let data: Shared = Arc::new(data);
+                    self.memory
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(c.id, Arc::clone(&data));
+                    return Ok(data);
+                }
+                // A damaged local copy, or a cache pack evicted since the index said it
+                // was here: the origins still have it.
+                Err(e) => tracing::warn!(
+                    "local copy of chunk {} unreadable ({e}); fetching it again (`git dits fsck --repair` drops damaged copies)",
+                    c.id
+                ),
+            }
         }
         let claimed = self.claim(std::slice::from_ref(c));
         if claimed.is_empty() {
             // Someone else started fetching it just now: wait for theirs.
             return self.chunk(c);
         }
-        self.fetch(&claimed)?;
-        self.memory
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&c.id)
-            .ok_or_else(|| anyhow!("chunk {} was fetched but not kept", c.id))
+        self.fetch(&claimed)?
+            .pop()
+            .ok_or_else(|| anyhow!("chunk {} was fetched but not returned", c.id))
     }
 
     /// Queues readahead jobs for `from..to` of the file.

@@ -20,7 +20,7 @@ const TTL: Duration = Duration::from_secs(3600);
 /// Largest read request we ask the kernel for (it also bounds its readahead requests).
 const MAX_REQUEST: u32 = 1 << 20;
 /// Threads answering the kernel: readers blocked on the network must not stall the others.
-const THREADS: usize = 8;
+const THREADS: usize = 4;
 
 pub struct Fuse {
     view: Arc<View>,

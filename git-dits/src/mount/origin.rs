@@ -11,6 +11,9 @@ use dits_core::{ChunkId, FileId, Manifest};
 use git_remote_dits::client::Session;
 use git_remote_dits::DitsUrl;
 
+/// How long the check before mounting waits for a server.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub trait ChunkOrigin: Send + Sync {
     /// For messages: a path or a URL.
     fn describe(&self) -> String;
@@ -85,7 +88,10 @@ impl ServerOrigin {
         }
     }
 
-    fn session(&self) -> Result<Arc<Session>> {
+    /// The live session, connecting (within `timeout`) if there is none. The lock is held
+    /// while connecting, so concurrent readers wait for one connection instead of each
+    /// making their own.
+    fn session_within(&self, timeout: std::time::Duration) -> Result<Arc<Session>> {
         let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = slot
             .as_ref()
@@ -94,11 +100,15 @@ impl ServerOrigin {
             return Ok(Arc::clone(s));
         }
         let session = Arc::new(
-            Session::connect(&self.url)
+            Session::connect_within(&self.url, timeout)
                 .with_context(|| format!("connecting to the Dits server {}", self.url))?,
         );
         *slot = Some(Arc::clone(&session));
         Ok(session)
+    }
+
+    fn session(&self) -> Result<Arc<Session>> {
+        self.session_within(git_remote_dits::client::idle_timeout())
     }
 
     /// Runs `op` on the session; once more on a new connection if the old one was lost.
@@ -134,6 +144,7 @@ impl ChunkOrigin for ServerOrigin {
     }
 
     fn check(&self) -> Result<()> {
-        self.session().map(|_| ())
+        // Quick, like `git dits status`: a server that is down must not hold up the mount.
+        self.session_within(CHECK_TIMEOUT).map(|_| ())
     }
 }

@@ -67,7 +67,15 @@ pub enum FileKind {
     Symlink,
 }
 
-type Children = Arc<Vec<(OsString, Ino)>>;
+/// A loaded directory: entries in Git's order (for listing) and by name (for lookups, which
+/// the kernel makes once per entry it shows).
+#[derive(Debug, Default)]
+pub struct Dir {
+    pub entries: Vec<(OsString, Ino)>,
+    by_name: HashMap<OsString, Ino>,
+}
+
+type Children = Arc<Dir>;
 
 /// gix's repository handle is not thread-safe in our build (no `parallel` feature), so one
 /// thread owns it and the filesystem's threads send it work.
@@ -216,7 +224,7 @@ impl Snapshot {
         };
         let tree = match node.kind {
             Kind::Dir { tree } => tree,
-            Kind::Submodule => return Ok(Some(Arc::new(Vec::new()))),
+            Kind::Submodule => return Ok(Some(Arc::new(Dir::default()))),
             _ => return Ok(None),
         };
         let loaded = self
@@ -229,16 +237,17 @@ impl Snapshot {
             return Ok(Some(Arc::clone(c)));
         }
         let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
-        let mut list = Vec::with_capacity(loaded.len());
+        let mut dir = Dir::default();
         for (name, path, kind) in loaded {
             nodes.push(Arc::new(Node {
                 parent: ino,
                 path,
                 kind,
             }));
-            list.push((name, nodes.len() as Ino));
+            dir.by_name.insert(name.clone(), nodes.len() as Ino);
+            dir.entries.push((name, nodes.len() as Ino));
         }
-        let list = Arc::new(list);
+        let list = Arc::new(dir);
         children.insert(ino, Arc::clone(&list));
         Ok(Some(list))
     }
@@ -246,7 +255,7 @@ impl Snapshot {
     pub fn lookup(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<Option<Ino>> {
         Ok(self
             .children(parent)?
-            .and_then(|c| c.iter().find(|(n, _)| n == name).map(|(_, ino)| *ino)))
+            .and_then(|c| c.by_name.get(name).copied()))
     }
 
     /// The bytes of a blob Git stores (plain files and symlink targets).

@@ -81,7 +81,7 @@ impl View {
             .and_then(|n| self.snapshot.attr(n.parent))
             .unwrap_or(here);
         let mut out = vec![(".".into(), here), ("..".into(), parent)];
-        for (name, child) in children.iter() {
+        for (name, child) in &children.entries {
             out.push((name.clone(), self.attr(*child)?));
         }
         Ok(out)

@@ -312,7 +312,7 @@ fn resolve(url: &DitsUrl) -> Result<SocketAddr, NetError> {
 
 /// `dits.timeout` (seconds, default 30): how long a silent server is waited for before the
 /// transfer fails (and can be resumed).
-fn idle_timeout() -> Duration {
+pub fn idle_timeout() -> Duration {
     let secs = gitcmd::config_get("dits.timeout")
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&s| s > 0)
