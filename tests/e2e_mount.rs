@@ -102,6 +102,30 @@ fn make_media(dir: &Path) {
     run(&["-i", "footage/a.mp4", "-c", "copy", "footage/a.mov"]);
 }
 
+/// Commits what `files` writes into a new repository tracking `*.bin`, pushes it to
+/// `team/film` on `server`, and makes a skip-smudge clone of it (pointers only). Returns the
+/// source work tree and the clone.
+fn pushed_and_lazily_cloned(
+    env: &Env,
+    server: &Server,
+    files: impl FnOnce(&Path),
+) -> (PathBuf, PathBuf) {
+    let src = env.repo("src", &["*.bin"]);
+    files(&src);
+    env.commit_all(&src, "content");
+    push(env, server, &src);
+    let mut cmd = env.cmd(env.tmp.path(), "git");
+    cmd.args(["clone", "-q", &server.url("team/film"), "clone"])
+        .env("GIT_DITS_SKIP_SMUDGE", "1");
+    env.run_ok(&mut cmd);
+    (src, env.path("clone"))
+}
+
+fn push(env: &Env, server: &Server, repo: &Path) {
+    env.git(repo, &["remote", "add", "origin", &server.url("team/film")]);
+    env.git(repo, &["push", "-q", "-u", "origin", "main"]);
+}
+
 /// Files of a project: media, a large binary, code, an executable, a symlink, nesting.
 fn project(env: &Env, server: &Server) -> PathBuf {
     let dir = env.repo("src", &["*.mp4", "*.mov", "*.bin"]);
@@ -117,8 +141,7 @@ fn project(env: &Env, server: &Server) -> PathBuf {
     fs::set_permissions(dir.join("code/build.sh"), fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::symlink("footage/a.mp4", dir.join("latest.mp4")).unwrap();
     env.commit_all(&dir, "first");
-    env.git(&dir, &["remote", "add", "origin", &server.url("team/film")]);
-    env.git(&dir, &["push", "-q", "-u", "origin", "main"]);
+    push(env, server, &dir);
     dir
 }
 
@@ -296,18 +319,10 @@ fn mount_shows_each_commit_exactly_and_unmounts() {
 fn skip_smudge_clone_reads_only_the_chunks_it_touches() {
     let env = Env::new();
     let (server, _token) = env.logged_in_server("srv");
-    let src = env.repo("src", &["*.bin"]);
     let size: u64 = 1 << 30;
-    write_content(&src.join("huge.bin"), 7, size);
-    env.commit_all(&src, "huge");
-    env.git(&src, &["remote", "add", "origin", &server.url("team/film")]);
-    env.git(&src, &["push", "-q", "-u", "origin", "main"]);
-
-    let clone = env.path("clone");
-    let mut cmd = env.cmd(env.tmp.path(), "git");
-    cmd.args(["clone", "-q", &server.url("team/film"), "clone"])
-        .env("GIT_DITS_SKIP_SMUDGE", "1");
-    env.run_ok(&mut cmd);
+    let (src, clone) = pushed_and_lazily_cloned(&env, &server, |dir: &Path| {
+        write_content(&dir.join("huge.bin"), 7, size);
+    });
     assert!(
         fs::metadata(clone.join("huge.bin")).unwrap().len() < 200,
         "a pointer"
@@ -375,18 +390,11 @@ fn skip_smudge_clone_reads_only_the_chunks_it_touches() {
 fn an_unreadable_chunk_fails_that_read_only_and_the_mount_stays_up() {
     let env = Env::new();
     let (server, _token) = env.logged_in_server("srv");
-    let src = env.repo("src", &["*.bin"]);
     let data = content(3, 8 << 20);
-    fs::write(src.join("clip.bin"), &data).unwrap();
-    fs::write(src.join("notes.txt"), "still readable\n").unwrap();
-    env.commit_all(&src, "clip");
-    env.git(&src, &["remote", "add", "origin", &server.url("team/film")]);
-    env.git(&src, &["push", "-q", "-u", "origin", "main"]);
-    let clone = env.path("clone");
-    let mut cmd = env.cmd(env.tmp.path(), "git");
-    cmd.args(["clone", "-q", &server.url("team/film"), "clone"])
-        .env("GIT_DITS_SKIP_SMUDGE", "1");
-    env.run_ok(&mut cmd);
+    let (_src, clone) = pushed_and_lazily_cloned(&env, &server, |dir: &Path| {
+        fs::write(dir.join("clip.bin"), &data).unwrap();
+        fs::write(dir.join("notes.txt"), "still readable\n").unwrap();
+    });
 
     // Damage the server's copy of one chunk in the middle of the file's data (the group
     // objects that list the chunks were pushed after them, at the end of the pack).
@@ -449,19 +457,12 @@ fn an_unreadable_chunk_fails_that_read_only_and_the_mount_stays_up() {
 fn many_readers_at_once_then_kill_9_and_remount() {
     let env = Env::new();
     let (server, _token) = env.logged_in_server("srv");
-    let src = env.repo("src", &["*.bin"]);
     let names: Vec<String> = (0..6).map(|i| format!("f{i}.bin")).collect();
-    for (i, n) in names.iter().enumerate() {
-        write_content(&src.join(n), 100 + i as u64, (5 << 20) + i as u64 * 77_777);
-    }
-    env.commit_all(&src, "six");
-    env.git(&src, &["remote", "add", "origin", &server.url("team/film")]);
-    env.git(&src, &["push", "-q", "-u", "origin", "main"]);
-    let clone = env.path("clone");
-    let mut cmd = env.cmd(env.tmp.path(), "git");
-    cmd.args(["clone", "-q", &server.url("team/film"), "clone"])
-        .env("GIT_DITS_SKIP_SMUDGE", "1");
-    env.run_ok(&mut cmd);
+    let (src, clone) = pushed_and_lazily_cloned(&env, &server, |dir: &Path| {
+        for (i, n) in names.iter().enumerate() {
+            write_content(&dir.join(n), 100 + i as u64, (5 << 20) + i as u64 * 77_777);
+        }
+    });
 
     let m = mount(&env, &clone, "HEAD", "mnt");
     // Twelve readers: two per file, one reading forward, one backward in 100 KiB steps.
@@ -512,17 +513,10 @@ fn many_readers_at_once_then_kill_9_and_remount() {
 fn a_bounded_cache_keeps_the_local_store_small() {
     let env = Env::new();
     let (server, _token) = env.logged_in_server("srv");
-    let src = env.repo("src", &["*.bin"]);
     let size: u64 = 96 << 20;
-    write_content(&src.join("long.bin"), 11, size);
-    env.commit_all(&src, "long");
-    env.git(&src, &["remote", "add", "origin", &server.url("team/film")]);
-    env.git(&src, &["push", "-q", "-u", "origin", "main"]);
-    let clone = env.path("clone");
-    let mut cmd = env.cmd(env.tmp.path(), "git");
-    cmd.args(["clone", "-q", &server.url("team/film"), "clone"])
-        .env("GIT_DITS_SKIP_SMUDGE", "1");
-    env.run_ok(&mut cmd);
+    let (src, clone) = pushed_and_lazily_cloned(&env, &server, |dir: &Path| {
+        write_content(&dir.join("long.bin"), 11, size);
+    });
     env.git(&clone, &["config", "dits.mount.cacheSize", "24m"]);
 
     let m = mount(&env, &clone, "HEAD", "mnt");

@@ -122,6 +122,25 @@ fn free_bytes(dir: &Path) -> Result<u64> {
         })
 }
 
+/// A scratch directory under `parent` (created if needed), once it is known to have `need`
+/// bytes free.
+fn scratch_dir(parent: &Path, need: u64, prefix: &str) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let free = free_bytes(parent)?;
+    if free < need {
+        bail!(
+            "{} has {} free, the run needs about {}; hint: pass --dir on a larger disk or a smaller --size-mib",
+            parent.display(),
+            report::bytes(free),
+            report::bytes(need)
+        );
+    }
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a scratch directory in {}", parent.display()))
+}
+
 fn run() -> Result<()> {
     let args = parse_args()?;
     let ws = workspace();
@@ -142,22 +161,8 @@ fn run() -> Result<()> {
     }
     let size = args.size_mib * content::MIB;
     let parent = args.dir.unwrap_or_else(|| ws.join("target"));
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
     // At most the input plus one case (work tree, six versions in plain git, the known file).
-    let need = 12 * size;
-    let free = free_bytes(&parent)?;
-    if free < need {
-        bail!(
-            "{} has {} free, the run needs about {}; hint: pass --dir on a larger disk or a smaller --size-mib",
-            parent.display(),
-            report::bytes(free),
-            report::bytes(need)
-        );
-    }
-    let scratch = tempfile::Builder::new()
-        .prefix("dits-bench-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
+    let scratch = scratch_dir(&parent, 12 * size, "dits-bench-")?;
     let home = scratch.path().join("home");
     std::fs::create_dir_all(&home).context("creating the temporary HOME")?;
     // A snapshot of the binaries, so a rebuild during the run cannot change what is measured.

@@ -221,21 +221,8 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     let dits_bin = args.dits_bin.unwrap_or_else(|| ws.join("target/release"));
     let size = args.size_mib * content::MIB;
     let parent = args.dir.unwrap_or_else(|| ws.join("target"));
-    fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let need = 8 * size;
-    let free = crate::free_bytes(&parent)?;
-    if free < need {
-        bail!(
-            "{} has {} free, the run needs about {}; hint: pass --dir on a larger disk or a smaller --size-mib",
-            parent.display(),
-            report::bytes(free),
-            report::bytes(need)
-        );
-    }
-    let scratch = tempfile::Builder::new()
-        .prefix("dits-bench-mount-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
+    // The input, the server's copy, a hydrated clone and two clones' fetched chunks.
+    let scratch = crate::scratch_dir(&parent, 8 * size, "dits-bench-mount-")?;
     let work = scratch.path().to_path_buf();
     let bin = work.join("bin");
     fs::create_dir_all(&bin)?;

@@ -187,23 +187,9 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     }
     let size = args.size_mib * content::MIB;
     let parent = args.dir.unwrap_or_else(|| ws.join("target"));
-    fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
     // Git LFS is the larger case: the input, the client's work tree and six versions in its
     // .git/lfs, six versions on the server, two clones of two copies each, one more on pull.
-    let need = 20 * size;
-    let free = crate::free_bytes(&parent)?;
-    if free < need {
-        bail!(
-            "{} has {} free, the run needs about {}; hint: pass --dir on a larger disk or a smaller --size-mib",
-            parent.display(),
-            report::bytes(free),
-            report::bytes(need)
-        );
-    }
-    let scratch = tempfile::Builder::new()
-        .prefix("dits-bench-remote-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
+    let scratch = crate::scratch_dir(&parent, 20 * size, "dits-bench-remote-")?;
     // With --keep the directory stays whatever happens, failures included.
     let (work, _scratch) = if args.keep {
         let kept = scratch.keep();
