@@ -381,11 +381,11 @@ fn render(machine: &[(String, String)], f: &Figures) -> String {
     let _ = writeln!(md, "| measure | mount | on disk | mount / disk | target |");
     let _ = writeln!(md, "|---|---|---|---|---|");
     let names = ["first byte at 0 (open + 4 KiB)", "first byte at the middle"];
-    for i in 0..2 {
+    for (i, name) in names.iter().enumerate() {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {:.1}× | < 50 ms |",
-            names[i],
+            name,
             ms(f.ttfb_mount[i]),
             ms(f.ttfb_disk[i]),
             f.ttfb_mount[i].as_secs_f64() / f.ttfb_disk[i].as_secs_f64()

@@ -8,7 +8,7 @@
 //!
 //! Sequential readers get readahead: once a handle has read [`SEQUENTIAL_AFTER`] bytes in a
 //! row, the chunks ahead of it are fetched (or read and verified, if local) by background
-//! workers, the window doubling up to [`MAX_WINDOW`]. A random reader never triggers it, so
+//! workers, up to [`MAX_WINDOW`] ahead. A random reader never triggers it, so
 //! it fetches only the chunks its reads touch.
 
 use std::collections::{HashMap, VecDeque};
