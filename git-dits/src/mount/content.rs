@@ -19,6 +19,7 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use anyhow::{anyhow, Result};
 use dits_core::manifest::ChunkRef;
 use dits_core::store::{ChunkSource, DiskStore};
+use dits_core::Manifest;
 use dits_core::{ChunkId, FileId};
 
 use super::disk_cache::DiskCache;
@@ -121,8 +122,14 @@ impl Readahead {
 pub struct ReadError(String);
 
 type Shared = Arc<Vec<u8>>;
-/// Fetched chunks handed to the cache writer.
-type Kept = Vec<(ChunkId, Shared)>;
+
+/// What the cache writer is handed to store.
+enum Kept {
+    Chunks(Vec<(ChunkId, Shared)>),
+    /// A manifest from an origin: its groups go into the store proper (never evicted, like
+    /// `git dits prune` keeps them), then its top level.
+    Manifest(Manifest),
+}
 
 /// A fetch in progress that other readers can wait for.
 struct Flight {
@@ -176,6 +183,7 @@ pub struct Content {
     flights: Mutex<HashMap<ChunkId, Arc<Flight>>>,
     /// Fetched chunks on their way to the on-disk cache (see [`keep_on_disk`]).
     keep: Mutex<Option<mpsc::SyncSender<Kept>>>,
+    keeper: Mutex<Option<std::thread::JoinHandle<()>>>,
     jobs: Mutex<Option<mpsc::Sender<Vec<ChunkRef>>>>,
     pub counters: Counters,
 }
@@ -189,14 +197,15 @@ impl Content {
     ) -> Arc<Content> {
         let (tx, rx) = mpsc::channel::<Vec<ChunkRef>>();
         let (keep_tx, keep_rx) = mpsc::sync_channel(KEEP_QUEUE);
-        if let Err(e) = std::thread::Builder::new()
+        let keeper = std::thread::Builder::new()
             .name("dits-mount-cache".into())
-            .spawn(move || keep_on_disk(cache, keep_rx))
-        {
-            tracing::warn!(
-                "cannot start the cache writer (fetched chunks stay in memory only): {e}"
-            );
-        }
+            .spawn(move || keep_on_disk(store, cache, keep_rx))
+            .map_err(|e| {
+                tracing::warn!(
+                    "cannot start the cache writer (fetched chunks stay in memory only): {e}"
+                )
+            })
+            .ok();
         let content = Arc::new(Content {
             store,
             origins,
@@ -209,6 +218,7 @@ impl Content {
             }),
             flights: Mutex::new(HashMap::new()),
             keep: Mutex::new(Some(keep_tx)),
+            keeper: Mutex::new(keeper),
             jobs: Mutex::new(Some(tx)),
             counters: Counters::default(),
         });
@@ -234,11 +244,18 @@ impl Content {
         content
     }
 
-    /// Stops the readahead workers (they finish the job at hand) and lets the cache writer
-    /// store what it was handed and exit.
+    /// Stops the readahead workers (they finish the job at hand) and waits for the cache
+    /// writer to store what it was handed.
     pub fn shutdown(&self) {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.keep.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // What was fetched is kept before the process ends (the queue is short).
+        let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(keeper) = keeper {
+            if keeper.join().is_err() {
+                tracing::warn!("the cache writer panicked; some fetched chunks were not kept");
+            }
+        }
     }
 
     /// Puts `len` bytes of file `id` (of `size` bytes) from `offset` into `out` (replacing
@@ -293,6 +310,14 @@ impl Content {
         Ok(())
     }
 
+    /// Hands `what` to the cache writer. Waits only if the disk is far behind the network
+    /// (the queue is bounded).
+    fn keep(&self, what: Kept) {
+        if let Some(keep) = self.keep.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = keep.send(what);
+        }
+    }
+
     /// The file's chunk layout: from the local manifest, or the first origin that has it.
     fn layout(&self, id: &FileId) -> Result<Arc<Layout>> {
         if let Some(l) = self
@@ -309,8 +334,11 @@ impl Content {
                 let mut reasons = vec![format!("not in the local store ({local})")];
                 let mut found = None;
                 for origin in &self.origins {
-                    match origin.manifest(self.store, id) {
+                    match origin.manifest(id) {
                         Ok(m) => {
+                            // Stored off the read path: the first byte should not wait
+                            // for an fsync.
+                            self.keep(Kept::Manifest(m.clone()));
                             found = Some(m);
                             break;
                         }
@@ -410,10 +438,7 @@ impl Content {
                     .zip(&data)
                     .map(|((id, _), d)| (*id, Arc::clone(d)))
                     .collect();
-                if let Some(keep) = self.keep.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                    // Waits only if the disk is far behind the network (the queue is bounded).
-                    let _ = keep.send(batch);
-                }
+                self.keep(Kept::Chunks(batch));
                 Ok(data)
             }
             None if self.origins.is_empty() => Err(
@@ -544,15 +569,33 @@ impl Content {
 
 /// The cache writer: stores fetched chunks off the read path, committing (one fsync) per
 /// [`KEEP_COMMIT`] bytes or whenever the queue runs dry, so readers never wait for the disk.
-fn keep_on_disk(mut cache: DiskCache, rx: mpsc::Receiver<Kept>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = first;
+fn keep_on_disk(store: &DiskStore, mut cache: DiskCache, rx: mpsc::Receiver<Kept>) {
+    let mut pending = rx.recv().ok();
+    while let Some(first) = pending.take() {
+        let mut batch = match first {
+            Kept::Chunks(chunks) => chunks,
+            Kept::Manifest(m) => {
+                let stored = store
+                    .writer()
+                    .and_then(|mut w| dits_core::store::ChunkSink::put_manifest(&mut w, &m));
+                if let Err(e) = stored {
+                    tracing::warn!("cannot store the manifest of {}: {e}", m.file_id);
+                }
+                pending = rx.recv().ok();
+                continue;
+            }
+        };
         let mut bytes: usize = batch.iter().map(|(_, d)| d.len()).sum();
         while bytes < KEEP_COMMIT {
             match rx.try_recv() {
-                Ok(more) => {
+                Ok(Kept::Chunks(more)) => {
                     bytes += more.iter().map(|(_, d)| d.len()).sum::<usize>();
                     batch.extend(more);
+                }
+                Ok(manifest) => {
+                    // Handled next, after these chunks.
+                    pending = Some(manifest);
+                    break;
                 }
                 Err(_) => break,
             }
@@ -562,6 +605,9 @@ fn keep_on_disk(mut cache: DiskCache, rx: mpsc::Receiver<Kept>) {
         if let Err(e) = cache.put(&pairs) {
             // Still served from memory; a later read fetches them again.
             tracing::warn!("cannot keep fetched chunks in the local store: {e:#}");
+        }
+        if pending.is_none() {
+            pending = rx.recv().ok();
         }
     }
 }

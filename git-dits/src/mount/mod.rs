@@ -34,8 +34,6 @@ use origin::{ChunkOrigin, ServerOrigin, StoreOrigin};
 
 /// Verified chunks kept in memory by a mount (readahead lands here first).
 const MEMORY_CACHE: u64 = 128 << 20;
-/// Set for the background process `git dits mount` starts.
-const CHILD_ENV: &str = "GIT_DITS_MOUNT_BACKGROUND";
 /// How long `git dits mount` waits for its background process to report the mount.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -59,16 +57,16 @@ pub fn run(args: &MountArgs, quiet: bool) -> Result<ExitCode> {
     let dir = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
     prepare_dir(&dir)?;
     let repo = Repo::discover()?;
-    // Trust and credentials are settled now, at a terminal, not later in the background
-    // (whose process skips this: its parent did it).
+    // Trust and credentials are settled now, at a terminal, not later in the background;
+    // the background process checks again to have its connection ready for the first read.
+    // Each check gives up after a few seconds, so a server that is down delays the mount
+    // only that long.
     let origins = origins(&repo);
-    if std::env::var_os(CHILD_ENV).is_none() {
-        for origin in &origins {
-            if let Err(e) = origin.check() {
-                tracing::warn!(
-                    "{e:#}; content that is not local will be unreadable until it is reachable"
-                );
-            }
+    for origin in &origins {
+        if let Err(e) = origin.check() {
+            tracing::warn!(
+                "{e:#}; content that is not local will be unreadable until it is reachable"
+            );
         }
     }
     if args.foreground {
@@ -166,17 +164,6 @@ fn serve(
     // The mount process serves until unmounted; its store lives as long (pack writers of the
     // cache borrow it from worker threads).
     let store: &'static DiskStore = Box::leak(Box::new(store));
-    if std::env::var_os(CHILD_ENV).is_some() {
-        // Connect now, in the background, so the first read does not pay for it (the
-        // parent already settled trust and credentials).
-        for origin in origins.iter().map(Arc::clone) {
-            std::thread::spawn(move || {
-                if let Err(e) = origin.check() {
-                    tracing::warn!("{e:#}");
-                }
-            });
-        }
-    }
     let cache = disk_cache::DiskCache::open(store, limit);
     let content = content::Content::new(store, origins, cache, MEMORY_CACHE);
     let view = Arc::new(view::View::new(snapshot, Arc::clone(&content)));
@@ -259,7 +246,6 @@ fn spawn_background(repo: &Repo, rev: &str, dir: &Path, quiet: bool) -> Result<E
     cmd.args(["mount", "--foreground", "--quiet", "--rev", rev])
         .arg(dir)
         .env("DITS_LOG_FILE", &log_path)
-        .env(CHILD_ENV, "1")
         // Nobody is at a terminal to answer a prompt.
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{anyhow, Context, Result};
-use dits_core::store::{ChunkSink, ChunkSource, DiskStore};
+use dits_core::store::{ChunkSource, DiskStore};
 use dits_core::{ChunkId, FileId, Manifest};
 use git_remote_dits::client::Session;
 use git_remote_dits::DitsUrl;
@@ -17,9 +17,8 @@ const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 pub trait ChunkOrigin: Send + Sync {
     /// For messages: a path or a URL.
     fn describe(&self) -> String;
-    /// Makes the manifest of `id` readable in `local` (its group objects and top level),
-    /// without the file's chunks.
-    fn manifest(&self, local: &DiskStore, id: &FileId) -> Result<Manifest>;
+    /// The manifest of `id` (group objects verified), not its chunks. The caller stores it.
+    fn manifest(&self, id: &FileId) -> Result<Manifest>;
     /// The bytes of `wanted` (ids and lengths from a manifest), in order, each verified.
     fn chunks(&self, wanted: &[(ChunkId, u64)]) -> Result<Vec<Vec<u8>>>;
     /// Checks that the origin can be reached (settling trust and credentials where someone
@@ -56,11 +55,8 @@ impl ChunkOrigin for StoreOrigin {
         self.root.display().to_string()
     }
 
-    fn manifest(&self, local: &DiskStore, id: &FileId) -> Result<Manifest> {
-        let manifest = self.store()?.read_manifest(id)?;
-        // Groups are chunk-store objects: put_manifest stores them, then the top level.
-        local.writer()?.put_manifest(&manifest)?;
-        Ok(manifest)
+    fn manifest(&self, id: &FileId) -> Result<Manifest> {
+        Ok(self.store()?.read_manifest(id)?)
     }
 
     fn chunks(&self, wanted: &[(ChunkId, u64)]) -> Result<Vec<Vec<u8>>> {
@@ -135,8 +131,8 @@ impl ChunkOrigin for ServerOrigin {
         self.url.to_string()
     }
 
-    fn manifest(&self, local: &DiskStore, id: &FileId) -> Result<Manifest> {
-        self.with_session(|s| s.fetch_manifest(local, id))
+    fn manifest(&self, id: &FileId) -> Result<Manifest> {
+        self.with_session(|s| s.read_manifest(id))
     }
 
     fn chunks(&self, wanted: &[(ChunkId, u64)]) -> Result<Vec<Vec<u8>>> {

@@ -75,26 +75,23 @@ impl Session {
         Ok(stats)
     }
 
-    /// Makes the manifest of `id` readable in `store` (its groups fetched, verified, and the
-    /// top level stored) without fetching the file's chunks: what a reader that wants a few
-    /// byte ranges of a large file (the mount) needs first.
-    pub fn fetch_manifest(&self, store: &DiskStore, id: &FileId) -> Result<Manifest, NetError> {
-        if let Ok(m) = store.read_manifest(id) {
-            return Ok(m);
-        }
-        let tops = self.get_tops(&[*id])?;
-        let manifests = self.complete_tops(store, tops, &mut HashSet::new())?;
-        let mut writer = store.writer()?;
-        for m in &manifests {
-            writer.put_manifest(m)?;
-        }
-        manifests
-            .into_iter()
-            .next()
+    /// The manifest of `id` (top level and groups, each verified), without storing anything
+    /// and without the file's chunks: what a reader that wants a few byte ranges of a large
+    /// file (the mount) needs first, at once; it stores the manifest later.
+    pub fn read_manifest(&self, id: &FileId) -> Result<Manifest, NetError> {
+        let top = self
+            .get_tops(&[*id])?
+            .pop()
             .ok_or_else(|| NetError::BadData {
                 peer: self.peer(),
                 what: format!("no manifest for {id}"),
-            })
+            })?;
+        let wanted: Vec<(ChunkId, u64)> = top.groups.iter().map(|g| (g.id, group_len(g))).collect();
+        let groups = self.read_chunks(&wanted)?;
+        Manifest::assemble(top, &groups).map_err(|e| NetError::BadData {
+            peer: self.peer(),
+            what: format!("its manifest of {id} is inconsistent ({e})"),
+        })
     }
 
     /// Downloads `wanted` (ids with their lengths from a manifest) and returns their bytes in
@@ -149,7 +146,7 @@ impl Session {
             .iter()
             .flat_map(|t| &t.groups)
             .filter(|g| listed.insert(g.id) && !store.has_chunk(&g.id))
-            .map(|g| (g.id, g.chunks as u64 * 36 + 12))
+            .map(|g| (g.id, group_len(g)))
             .collect();
         self.get_chunks(store, groups, &dits_core::progress::Silent)?;
         let mut out = Vec::with_capacity(tops.len());
@@ -283,6 +280,11 @@ impl Session {
             Ok(written)
         })
     }
+}
+
+/// The size of a group object: its header and 36 bytes per chunk (see `dits_core::manifest`).
+fn group_len(g: &dits_core::manifest::GroupRef) -> u64 {
+    u64::from(g.chunks) * 36 + 12
 }
 
 /// Cuts the wanted list into requests of at most [`BATCH_BYTES`] and [`MAX_IDS_PER_QUERY`].
