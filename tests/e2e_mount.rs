@@ -258,6 +258,23 @@ fn mount_shows_each_commit_exactly_and_unmounts() {
         );
         env.git(&old_tree, &["checkout", "-q", &first]);
         assert_same_tree(&old_tree, &old.dir);
+
+        // A skip-smudge clone of a local path: its chunks come from the source's store.
+        let mut cmd = env.cmd(env.tmp.path(), "git");
+        cmd.args(["clone", "-q", src.to_str().unwrap(), "lazy-local"])
+            .env("GIT_DITS_SKIP_SMUDGE", "1");
+        env.run_ok(&mut cmd);
+        let lazy_local = env.path("lazy-local");
+        env.git(&lazy_local, &["remote", "remove", "origin"]);
+        env.git(
+            &lazy_local,
+            &["remote", "add", "origin", src.to_str().unwrap()],
+        );
+        let before = server.bytes("get");
+        let local = mount(&env, &lazy_local, "HEAD", "mnt-local");
+        assert_same_tree(&src, &local.dir);
+        assert_eq!(server.bytes("get"), before, "nothing came from the server");
+        drop(local);
         assert_eq!(
             fs::metadata(old.dir.join("footage/raw.bin")).unwrap().len(),
             3 << 20
