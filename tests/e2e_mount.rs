@@ -327,6 +327,23 @@ fn mount_shows_each_commit_exactly_and_unmounts() {
             &["mount", "--rev", "nope", env.path("x").to_str().unwrap()],
         );
         assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr_of(&out).contains("mount point"),
+            "{}",
+            stderr_of(&out)
+        );
+        fs::create_dir_all(env.path("x")).unwrap();
+        let out = env.dits_output(
+            &src,
+            &["mount", "--rev", "nope", env.path("x").to_str().unwrap()],
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr_of(&out).contains("nope: unknown revision"),
+            "{}",
+            stderr_of(&out)
+        );
+        assert!(!listed(&env, &src, &env.path("x")));
         drop(again);
         drop(new);
     }

@@ -57,6 +57,22 @@ pub fn run(args: &MountArgs, quiet: bool) -> Result<ExitCode> {
     let dir = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
     prepare_dir(&dir)?;
     let repo = Repo::discover()?;
+    // Resolved once, here: the background process mounts this commit even if the branch
+    // moves meanwhile, and a bad REV fails before anything starts.
+    let commit = repo
+        .repo
+        .rev_parse_single(args.rev)
+        .with_context(|| {
+            format!(
+                "{}: unknown revision; hint: try HEAD or a branch name",
+                args.rev
+            )
+        })?
+        .object()?
+        .peel_to_commit()
+        .with_context(|| format!("{}: does not name a commit", args.rev))?
+        .id
+        .to_string();
     // Trust and credentials are settled now, at a terminal, not later in the background;
     // the background process checks again to have its connection ready for the first read.
     // Each check gives up after a few seconds, so a server that is down delays the mount
@@ -70,9 +86,9 @@ pub fn run(args: &MountArgs, quiet: bool) -> Result<ExitCode> {
         }
     }
     if args.foreground {
-        serve(&repo, args.rev, &dir, origins, quiet)
+        serve(&repo, args.rev, &commit, &dir, origins, quiet)
     } else {
-        spawn_background(&repo, args.rev, &dir, quiet)
+        spawn_background(&repo, args.rev, &commit, &dir, quiet)
     }
 }
 
@@ -146,11 +162,12 @@ fn cache_limit(repo: &Repo) -> Result<Option<u64>> {
 fn serve(
     repo: &Repo,
     rev: &str,
+    commit: &str,
     dir: &Path,
     origins: Vec<Arc<dyn ChunkOrigin>>,
     quiet: bool,
 ) -> Result<ExitCode> {
-    let snapshot = snapshot::Snapshot::open(&repo.repo, rev)?;
+    let snapshot = snapshot::Snapshot::open(&repo.repo, commit)?;
     let commit = snapshot.commit;
     let limit = cache_limit(repo)?;
     let mut options: StoreOptions = repo.settings()?.store;
@@ -213,6 +230,7 @@ fn serve(
 fn serve(
     _repo: &Repo,
     _rev: &str,
+    _commit: &str,
     _dir: &Path,
     _origins: Vec<Arc<dyn ChunkOrigin>>,
     _quiet: bool,
@@ -232,7 +250,13 @@ fn summary(content: &content::Content) -> String {
 /// Runs the mount as a background process of its own (in its own process group, so a
 /// terminal's Ctrl-C does not take it down) and returns once it is mounted, or with its
 /// error.
-fn spawn_background(repo: &Repo, rev: &str, dir: &Path, quiet: bool) -> Result<ExitCode> {
+fn spawn_background(
+    repo: &Repo,
+    rev: &str,
+    commit: &str,
+    dir: &Path,
+    quiet: bool,
+) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("locating git-dits")?;
     let log_path = std::env::var_os("DITS_LOG_FILE")
         .map(PathBuf::from)
@@ -243,7 +267,7 @@ fn spawn_background(repo: &Repo, rev: &str, dir: &Path, quiet: bool) -> Result<E
         .open(&log_path)
         .with_context(|| format!("opening the mount log {}", log_path.display()))?;
     let mut cmd = Command::new(exe);
-    cmd.args(["mount", "--foreground", "--quiet", "--rev", rev])
+    cmd.args(["mount", "--foreground", "--quiet", "--rev", commit])
         .arg(dir)
         .env("DITS_LOG_FILE", &log_path)
         // Nobody is at a terminal to answer a prompt.
@@ -266,7 +290,7 @@ fn spawn_background(repo: &Repo, rev: &str, dir: &Path, quiet: bool) -> Result<E
     let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
     if line.starts_with("mounted ") {
         if !quiet {
-            eprint!("{line}");
+            eprintln!("mounted {rev} ({commit}) at {}", dir.display());
             eprintln!(
                 "pid {}, log {}; `git dits unmount {}` to stop",
                 child.id(),
