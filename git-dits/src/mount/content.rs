@@ -276,6 +276,13 @@ impl Content {
             return Ok(());
         }
         let layout = self.layout(id).map_err(|e| ReadError(format!("{e:#}")))?;
+        let total = layout.ends.last().copied().unwrap_or(0);
+        if total != size {
+            // A pointer edited by hand: the content under this id has another size.
+            return Err(ReadError(format!(
+                "file {id}: the pointer says {size} bytes, its manifest {total}; hint: `git dits fsck` on this commit"
+            )));
+        }
         let span = layout.span(offset, end);
         let ahead = readahead
             .lock()
