@@ -485,6 +485,31 @@ fn an_unreadable_chunk_fails_that_read_only_and_the_mount_stays_up() {
     );
     // Nothing bad entered the local store.
     env.dits(&clone, &["fsck", "--", "HEAD"]);
+
+    // A pointer edited by hand to claim another size: stat shows the claim, reads fail.
+    let pointer = env.git_stdout(&clone, &["cat-file", "-p", "HEAD:clip.bin"]);
+    let lying = pointer.replace(
+        &format!("size {}", 8 << 20),
+        &format!("size {}", (8 << 20) + 1),
+    );
+    assert_ne!(pointer, lying);
+    let mut cmd = env.cmd(&clone, "git");
+    cmd.args(["hash-object", "-w", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), lying.as_bytes()).unwrap();
+    let blob = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    let info = format!("100644,{},clip.bin", blob.trim());
+    env.git(&clone, &["update-index", "--cacheinfo", &info]);
+    env.git(&clone, &["commit", "-q", "-m", "lie about the size"]);
+    let m2 = mount(&env, &clone, "HEAD", "mnt-lie");
+    let file = m2.dir.join("clip.bin");
+    assert_eq!(fs::metadata(&file).unwrap().len(), (8 << 20) + 1);
+    let err = fs::read(&file).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO));
+    let log = fs::read_to_string(clone.join(".git/dits/mount.log")).unwrap();
+    assert!(log.contains("the pointer says"), "{log}");
 }
 
 #[test]
