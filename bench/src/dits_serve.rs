@@ -96,6 +96,39 @@ pub fn start(runner: &Runner, bin: &Path, root: &Path, log: &Path) -> Result<Dit
     })
 }
 
+/// A server under `dir/server` with a write token for `repo`, and the client side of `runner`
+/// set up as a user would: the token in git's credential store (`dir/creds`), the server's
+/// certificate pinned.
+pub fn start_for_client(runner: &Runner, bin: &Path, dir: &Path, repo: &str) -> Result<DitsServer> {
+    let root = dir.join("server");
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let token = add_token(runner, &root, repo)?;
+    let server = start(runner, bin, &root, &dir.join("serve"))?;
+    let creds = dir.join("creds");
+    std::fs::write(&creds, credential_line(server.port, &token))
+        .with_context(|| format!("writing {}", creds.display()))?;
+    // git runs the helper through the shell: the path is single-quoted.
+    let creds_path = creds.display().to_string();
+    if creds_path.contains('\'') {
+        bail!("the scratch path {creds_path:?} holds a single quote");
+    }
+    runner.git(
+        dir,
+        &[
+            "config",
+            "--global",
+            "credential.helper",
+            &format!("store --file='{creds_path}'"),
+        ],
+    )?;
+    if let Some(fp) = &server.fingerprint {
+        // Trust this server's certificate, as its operator would tell a user to.
+        let key = format!("dits.127.0.0.1:{}.fingerprint", server.port);
+        runner.git(dir, &["config", "--global", &key, fp])?;
+    }
+    Ok(server)
+}
+
 fn parse_fingerprint(line: &str) -> Option<String> {
     let fp = line.trim().strip_prefix("fingerprint ")?.trim();
     (!fp.is_empty() && !fp.contains(char::is_whitespace)).then(|| fp.to_string())

@@ -241,25 +241,7 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     let machine = report::machine(&runner, &work, &args.git, &ws, &dits_bin);
 
     // Server, token, trust.
-    let root = work.join("server");
-    fs::create_dir_all(&root)?;
-    let token = dits_serve::add_token(&runner, &root, REPO)?;
-    let server = dits_serve::start(&runner, &bin, &root, &work.join("serve"))?;
-    let creds = work.join("creds");
-    fs::write(&creds, dits_serve::credential_line(server.port, &token))?;
-    runner.git(
-        &work,
-        &[
-            "config",
-            "--global",
-            "credential.helper",
-            &format!("store --file='{}'", creds.display()),
-        ],
-    )?;
-    if let Some(fp) = &server.fingerprint {
-        let key = format!("dits.127.0.0.1:{}.fingerprint", server.port);
-        runner.git(&work, &["config", "--global", &key, fp])?;
-    }
+    let server = dits_serve::start_for_client(&runner, &bin, &work, REPO)?;
     runner.git(&work, &["dits", "install", "--global", "-q"])?;
 
     // The repository, pushed.

@@ -372,33 +372,8 @@ fn run_side(ctx: &Ctx, tool: Tool) -> Result<Outcome> {
                 return Ok(Outcome::Skipped { tool, why });
             }
             runner.git(&dir, &["dits", "install", "--global", "-q"])?;
-            let root = dir.join("server");
-            fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-            let token = dits_serve::add_token(&runner, &root, REPO)?;
             eprintln!("{name}: starting git dits serve");
-            let server = dits_serve::start(&runner, &ctx.bin, &root, &dir.join("serve"))?;
-            let creds = dir.join("creds");
-            fs::write(&creds, dits_serve::credential_line(server.port, &token))
-                .with_context(|| format!("writing {}", creds.display()))?;
-            // git runs the helper through the shell: the path is single-quoted.
-            let creds_path = creds.display().to_string();
-            if creds_path.contains('\'') {
-                bail!("the scratch path {creds_path:?} holds a single quote");
-            }
-            runner.git(
-                &dir,
-                &[
-                    "config",
-                    "--global",
-                    "credential.helper",
-                    &format!("store --file='{creds_path}'"),
-                ],
-            )?;
-            if let Some(fp) = &server.fingerprint {
-                // Trust this server's certificate, as its operator would tell a user to.
-                let key = format!("dits.127.0.0.1:{}.fingerprint", server.port);
-                runner.git(&dir, &["config", "--global", &key, fp])?;
-            }
+            let server = dits_serve::start_for_client(&runner, &ctx.bin, &dir, REPO)?;
             Running::Dits(server)
         }
         Tool::Git => bail!("plain git has no remote case"),
