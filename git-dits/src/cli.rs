@@ -198,6 +198,7 @@ pub enum Cmd {
     },
     /// Unmount a folder mounted by `git dits mount` (its process then exits).
     Unmount {
+        /// The folder `git dits mount` mounted.
         dir: PathBuf,
         /// Detach it now even if programs still have files open in it.
         #[arg(long)]
