@@ -71,8 +71,7 @@ pub fn run(args: &MountArgs, quiet: bool) -> Result<ExitCode> {
         .object()?
         .peel_to_commit()
         .with_context(|| format!("{}: does not name a commit", args.rev))?
-        .id
-        .to_string();
+        .id;
     // Trust and credentials are settled now, at a terminal, not later in the background;
     // the background process checks again to have its connection ready for the first read.
     // Each check gives up after a few seconds, so a server that is down delays the mount
@@ -86,9 +85,9 @@ pub fn run(args: &MountArgs, quiet: bool) -> Result<ExitCode> {
         }
     }
     if args.foreground {
-        serve(&repo, args.rev, &commit, &dir, origins, quiet)
+        serve(&repo, args.rev, commit, &dir, origins, quiet)
     } else {
-        spawn_background(&repo, args.rev, &commit, &dir, quiet)
+        spawn_background(&repo, args.rev, commit, &dir, quiet)
     }
 }
 
@@ -162,13 +161,12 @@ fn cache_limit(repo: &Repo) -> Result<Option<u64>> {
 fn serve(
     repo: &Repo,
     rev: &str,
-    commit: &str,
+    commit: gix::ObjectId,
     dir: &Path,
     origins: Vec<Arc<dyn ChunkOrigin>>,
     quiet: bool,
 ) -> Result<ExitCode> {
     let snapshot = snapshot::Snapshot::open(&repo.repo, commit)?;
-    let commit = snapshot.commit;
     let limit = cache_limit(repo)?;
     let mut options: StoreOptions = repo.settings()?.store;
     if let Some(limit) = limit {
@@ -230,7 +228,7 @@ fn serve(
 fn serve(
     _repo: &Repo,
     _rev: &str,
-    _commit: &str,
+    _commit: gix::ObjectId,
     _dir: &Path,
     _origins: Vec<Arc<dyn ChunkOrigin>>,
     _quiet: bool,
@@ -253,7 +251,7 @@ fn summary(content: &content::Content) -> String {
 fn spawn_background(
     repo: &Repo,
     rev: &str,
-    commit: &str,
+    commit: gix::ObjectId,
     dir: &Path,
     quiet: bool,
 ) -> Result<ExitCode> {
@@ -267,15 +265,21 @@ fn spawn_background(
         .open(&log_path)
         .with_context(|| format!("opening the mount log {}", log_path.display()))?;
     let mut cmd = Command::new(exe);
-    cmd.args(["mount", "--foreground", "--quiet", "--rev", commit])
-        .arg(dir)
-        .env("DITS_LOG_FILE", &log_path)
-        // Nobody is at a terminal to answer a prompt.
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .process_group(0);
+    cmd.args([
+        "mount",
+        "--foreground",
+        "--quiet",
+        "--rev",
+        &commit.to_string(),
+    ])
+    .arg(dir)
+    .env("DITS_LOG_FILE", &log_path)
+    // Nobody is at a terminal to answer a prompt.
+    .env("GIT_TERMINAL_PROMPT", "0")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(log)
+    .process_group(0);
     if std::env::var_os("DITS_LOG").is_none() {
         cmd.env("DITS_LOG", "info");
     }

@@ -135,7 +135,6 @@ impl GitThread {
 
 pub struct Snapshot {
     git: GitThread,
-    pub commit: ObjectId,
     pub mtime: SystemTime,
     /// Node `ino` is at index `ino - 1`.
     nodes: RwLock<Vec<Arc<Node>>>,
@@ -143,16 +142,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The tree of `rev` (a commit, or a tag pointing at one).
-    pub fn open(repo: &gix::Repository, rev: &str) -> Result<Snapshot> {
-        let object = repo
-            .rev_parse_single(rev)
-            .with_context(|| format!("{rev}: unknown revision; hint: try HEAD or a branch name"))?
-            .object()?;
-        let commit = object
-            .peel_to_commit()
-            .with_context(|| format!("{rev}: does not name a commit"))?;
-        let commit_id = commit.id;
+    /// The tree of `commit_id` (resolved by the caller from what the user typed).
+    pub fn open(repo: &gix::Repository, commit_id: ObjectId) -> Result<Snapshot> {
+        let commit = repo
+            .find_commit(commit_id)
+            .with_context(|| format!("reading commit {commit_id}"))?;
         let seconds = commit
             .time()
             .with_context(|| format!("reading the time of commit {commit_id}"))?
@@ -170,7 +164,6 @@ impl Snapshot {
         });
         Ok(Snapshot {
             git: GitThread::start(repo.git_dir().to_owned())?,
-            commit: commit_id,
             mtime,
             nodes: RwLock::new(vec![root]),
             children: RwLock::new(HashMap::new()),
