@@ -6,6 +6,7 @@
 //! Dits against Git LFS + giftless (see `remote.rs`). `dits-bench mount ...` reads a file
 //! through `git dits mount` against the same file on disk (see `mount.rs`).
 
+mod args;
 mod cases;
 mod content;
 mod dits_serve;
@@ -39,67 +40,49 @@ usage: dits-bench [--size-mib N] [--repeat K] [--dir DIR] [--out FILE]
   --keep          keep the scratch directory and repositories";
 
 struct Args {
-    size_mib: u64,
+    common: args::Common,
     repeat: usize,
-    dir: Option<PathBuf>,
-    out: Option<PathBuf>,
-    git: PathBuf,
-    dits_bin: Option<PathBuf>,
     tools: Vec<cases::Tool>,
     keep: bool,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        size_mib: 1024,
-        repeat: 1,
-        dir: None,
-        out: None,
-        git: PathBuf::from("/usr/local/bin/git"),
-        dits_bin: None,
-        tools: cases::Tool::ALL.to_vec(),
-        keep: false,
-    };
-    let mut it = std::env::args_os().skip(1);
-    while let Some(flag) = it.next() {
-        let flag = flag.to_string_lossy().into_owned();
-        let mut value = || {
-            it.next()
-                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--size-mib" => {
-                args.size_mib = value()?.to_string_lossy().parse().context("--size-mib")?;
+    let mut common = args::Common::default();
+    let (mut repeat, mut tools, mut keep) = (1, cases::Tool::ALL.to_vec(), false);
+    args::parse(
+        std::env::args_os().skip(1),
+        USAGE,
+        &mut common,
+        |flag, value| {
+            match flag {
+                "--repeat" => repeat = value()?.to_string_lossy().parse().context("--repeat")?,
+                "--tools" => {
+                    tools = value()?
+                        .to_string_lossy()
+                        .split(',')
+                        .map(|t| {
+                            cases::Tool::ALL
+                                .into_iter()
+                                .find(|tool| tool.slug() == t)
+                                .with_context(|| format!("unknown tool {t:?} in --tools\n{USAGE}"))
+                        })
+                        .collect::<Result<_>>()?;
+                }
+                "--keep" => keep = true,
+                _ => return Ok(false),
             }
-            "--repeat" => args.repeat = value()?.to_string_lossy().parse().context("--repeat")?,
-            "--dir" => args.dir = Some(value()?.into()),
-            "--out" => args.out = Some(value()?.into()),
-            "--git" => args.git = value()?.into(),
-            "--dits-bin" => args.dits_bin = Some(value()?.into()),
-            "--tools" => {
-                args.tools = value()?
-                    .to_string_lossy()
-                    .split(',')
-                    .map(|t| {
-                        cases::Tool::ALL
-                            .into_iter()
-                            .find(|tool| tool.slug() == t)
-                            .with_context(|| format!("unknown tool {t:?} in --tools\n{USAGE}"))
-                    })
-                    .collect::<Result<_>>()?;
-            }
-            "--keep" => args.keep = true,
-            "-h" | "--help" => {
-                eprintln!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
-    if args.size_mib < 16 || args.repeat == 0 {
+            Ok(true)
+        },
+    )?;
+    if common.size_mib < 16 || repeat == 0 {
         bail!("--size-mib must be at least 16 and --repeat at least 1");
     }
-    Ok(args)
+    Ok(Args {
+        common,
+        repeat,
+        tools,
+        keep,
+    })
 }
 
 fn workspace() -> PathBuf {
@@ -120,6 +103,23 @@ fn free_bytes(dir: &Path) -> Result<u64> {
                 dir.display()
             )
         })
+}
+
+/// Copies the Dits programs `names` from `from` into a new `<work>/bin` and returns it: a
+/// snapshot, so a rebuild during the run cannot change what is measured.
+fn snapshot_bins(from: &Path, work: &Path, names: &[&str]) -> Result<PathBuf> {
+    let bin = work.join("bin");
+    std::fs::create_dir_all(&bin).context("creating the binaries' snapshot directory")?;
+    for name in names {
+        let src = from.join(name);
+        std::fs::copy(&src, bin.join(name)).with_context(|| {
+            format!(
+                "copying {}; hint: run `cargo build --release --bins`",
+                src.display()
+            )
+        })?;
+    }
+    Ok(bin)
 }
 
 /// A scratch directory under `parent` (created if needed), once it is known to have `need`
@@ -144,7 +144,10 @@ fn scratch_dir(parent: &Path, need: u64, prefix: &str) -> Result<tempfile::TempD
 fn run() -> Result<()> {
     let args = parse_args()?;
     let ws = workspace();
-    let dits_bin = args.dits_bin.unwrap_or_else(|| ws.join("target/release"));
+    let dits_bin = args
+        .common
+        .dits_bin
+        .unwrap_or_else(|| ws.join("target/release"));
     let dits_bins = if args.tools.contains(&cases::Tool::Dits) {
         &["git-dits", "dits-filter"][..]
     } else {
@@ -159,22 +162,16 @@ fn run() -> Result<()> {
             );
         }
     }
-    let size = args.size_mib * content::MIB;
-    let parent = args.dir.unwrap_or_else(|| ws.join("target"));
+    let size = args.common.size_mib * content::MIB;
+    let parent = args.common.dir.unwrap_or_else(|| ws.join("target"));
     // At most the input plus one case (work tree, six versions in plain git, the known file).
     let scratch = scratch_dir(&parent, 12 * size, "dits-bench-")?;
     let home = scratch.path().join("home");
     std::fs::create_dir_all(&home).context("creating the temporary HOME")?;
-    // A snapshot of the binaries, so a rebuild during the run cannot change what is measured.
-    let bin = scratch.path().join("bin");
-    std::fs::create_dir_all(&bin).context("creating the binaries' snapshot directory")?;
-    for name in dits_bins {
-        std::fs::copy(dits_bin.join(name), bin.join(name))
-            .with_context(|| format!("copying {} to {}", name, bin.display()))?;
-    }
-    let runner = proc::Runner::new(&args.git, &bin, &home)?;
+    let bin = snapshot_bins(&dits_bin, scratch.path(), dits_bins)?;
+    let runner = proc::Runner::new(&args.common.git, &bin, &home)?;
 
-    let machine = report::machine(&runner, scratch.path(), &args.git, &ws, &dits_bin);
+    let machine = report::machine(&runner, scratch.path(), &args.common.git, &ws, &dits_bin);
     let cfg = cases::Config {
         size,
         repeat: args.repeat,
@@ -190,7 +187,7 @@ fn run() -> Result<()> {
     let md = report::render(&machine, &params, &results);
     println!("{md}");
 
-    let out = report::write(args.out, &ws, "local", &md)?;
+    let out = report::write(args.common.out, &ws, "local", &md)?;
     eprintln!("report written to {}", out.display());
     if args.keep {
         eprintln!("kept {}", scratch.keep().display());

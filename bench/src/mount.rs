@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::proc::Runner;
-use crate::{content, dits_serve, report};
+use crate::{args, content, dits_serve, report};
 
 const USAGE: &str = "\
 usage: dits-bench mount [--size-mib N] [--dir DIR] [--out FILE] [--git PATH] [--dits-bin DIR]
@@ -31,48 +31,13 @@ const REPO: &str = "bench/mount";
 const RANDOM_READS: u64 = 10;
 const RANDOM_LEN: u64 = 1 << 20;
 
-struct Args {
-    size_mib: u64,
-    dir: Option<PathBuf>,
-    out: Option<PathBuf>,
-    git: PathBuf,
-    dits_bin: Option<PathBuf>,
-}
-
-fn parse_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Args> {
-    let mut out = Args {
-        size_mib: 1024,
-        dir: None,
-        out: None,
-        git: PathBuf::from("/usr/local/bin/git"),
-        dits_bin: None,
-    };
-    let mut it = args;
-    while let Some(flag) = it.next() {
-        let flag = flag.to_string_lossy().into_owned();
-        let mut value = || {
-            it.next()
-                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--size-mib" => {
-                out.size_mib = value()?.to_string_lossy().parse().context("--size-mib")?
-            }
-            "--dir" => out.dir = Some(value()?.into()),
-            "--out" => out.out = Some(value()?.into()),
-            "--git" => out.git = value()?.into(),
-            "--dits-bin" => out.dits_bin = Some(value()?.into()),
-            "-h" | "--help" => {
-                eprintln!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
-    if out.size_mib < 64 {
+fn parse_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<args::Common> {
+    let mut common = args::Common::default();
+    args::parse(args, USAGE, &mut common, |_, _| Ok(false))?;
+    if common.size_mib < 64 {
         bail!("--size-mib must be at least 64 (ten 1 MiB random reads need room)");
     }
-    Ok(out)
+    Ok(common)
 }
 
 /// One mount of one clone, unmounted on drop.
@@ -224,17 +189,11 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     // The input, the server's copy, a hydrated clone and two clones' fetched chunks.
     let scratch = crate::scratch_dir(&parent, 8 * size, "dits-bench-mount-")?;
     let work = scratch.path().to_path_buf();
-    let bin = work.join("bin");
-    fs::create_dir_all(&bin)?;
-    for name in ["git-dits", "dits-filter", "git-remote-dits"] {
-        let from = dits_bin.join(name);
-        fs::copy(&from, bin.join(name)).with_context(|| {
-            format!(
-                "copying {}; hint: run `cargo build --release --bins`",
-                from.display()
-            )
-        })?;
-    }
+    let bin = crate::snapshot_bins(
+        &dits_bin,
+        &work,
+        &["git-dits", "dits-filter", "git-remote-dits"],
+    )?;
     let home = work.join("home");
     fs::create_dir_all(&home)?;
     let runner = Runner::new(&args.git, &bin, &home)?;

@@ -13,7 +13,7 @@ use crate::cases::Tool;
 use crate::content::{self, Edit};
 use crate::proc::{self, Measured, Runner};
 use crate::server::Server;
-use crate::{dits_serve, giftless, remote_report, report, wire};
+use crate::{args, dits_serve, giftless, remote_report, report, wire};
 
 const USAGE: &str = "\
 usage: dits-bench remote [--size-mib N] [--dir DIR] [--out FILE] [--git PATH]
@@ -37,45 +37,20 @@ pub const REPO: &str = "bench/film";
 const FILE: &str = "big.bin";
 
 struct Args {
-    size_mib: u64,
-    dir: Option<PathBuf>,
-    out: Option<PathBuf>,
-    git: PathBuf,
-    dits_bin: Option<PathBuf>,
+    common: args::Common,
     venv: Option<PathBuf>,
     tools: Vec<Tool>,
     keep: bool,
 }
 
 fn parse_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Args> {
-    let mut a = Args {
-        size_mib: 1024,
-        dir: None,
-        out: None,
-        git: PathBuf::from("/usr/local/bin/git"),
-        dits_bin: None,
-        venv: None,
-        tools: vec![Tool::Lfs, Tool::Dits],
-        keep: false,
-    };
-    let mut it = args;
-    while let Some(flag) = it.next() {
-        let flag = flag.to_string_lossy().into_owned();
-        let mut value = || {
-            it.next()
-                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--size-mib" => {
-                a.size_mib = value()?.to_string_lossy().parse().context("--size-mib")?;
-            }
-            "--dir" => a.dir = Some(value()?.into()),
-            "--out" => a.out = Some(value()?.into()),
-            "--git" => a.git = value()?.into(),
-            "--dits-bin" => a.dits_bin = Some(value()?.into()),
-            "--venv" => a.venv = Some(value()?.into()),
+    let mut common = args::Common::default();
+    let (mut venv, mut tools, mut keep) = (None, vec![Tool::Lfs, Tool::Dits], false);
+    args::parse(args, USAGE, &mut common, |flag, value| {
+        match flag {
+            "--venv" => venv = Some(value()?.into()),
             "--tools" => {
-                a.tools = value()?
+                tools = value()?
                     .to_string_lossy()
                     .split(',')
                     .map(|t| match t {
@@ -85,21 +60,23 @@ fn parse_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Args> {
                     })
                     .collect::<Result<_>>()?;
             }
-            "--keep" => a.keep = true,
-            "-h" | "--help" => {
-                eprintln!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
+            "--keep" => keep = true,
+            _ => return Ok(false),
         }
-    }
-    if a.size_mib < 16 {
+        Ok(true)
+    })?;
+    if common.size_mib < 16 {
         bail!("--size-mib must be at least 16");
     }
-    if a.tools.is_empty() {
+    if tools.is_empty() {
         bail!("--tools names no tool\n{USAGE}");
     }
-    Ok(a)
+    Ok(Args {
+        common,
+        venv,
+        tools,
+        keep,
+    })
 }
 
 /// One measured client command against a server.
@@ -180,13 +157,16 @@ struct Ctx {
 pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     let args = parse_args(args)?;
     let ws = crate::workspace();
-    let dits_bin = args.dits_bin.unwrap_or_else(|| ws.join("target/release"));
+    let dits_bin = args
+        .common
+        .dits_bin
+        .unwrap_or_else(|| ws.join("target/release"));
     let venv = args.venv.unwrap_or_else(|| ws.join("target/bench-venv"));
     if args.tools.contains(&Tool::Lfs) {
         giftless::flask(&venv)?;
     }
-    let size = args.size_mib * content::MIB;
-    let parent = args.dir.unwrap_or_else(|| ws.join("target"));
+    let size = args.common.size_mib * content::MIB;
+    let parent = args.common.dir.unwrap_or_else(|| ws.join("target"));
     // Git LFS is the larger case: the input, the client's work tree and six versions in its
     // .git/lfs, six versions on the server, two clones of two copies each, one more on pull.
     let scratch = crate::scratch_dir(&parent, 20 * size, "dits-bench-remote-")?;
@@ -198,30 +178,30 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     } else {
         (scratch.path().to_path_buf(), Some(scratch))
     };
-    // A snapshot of the binaries, so a rebuild during the run cannot change what is measured.
-    let bin = work.join("bin");
-    fs::create_dir_all(&bin).context("creating the binaries' snapshot directory")?;
-    let mut dits_missing = None;
-    if args.tools.contains(&Tool::Dits) {
-        for name in ["git-dits", "dits-filter", "git-remote-dits"] {
-            let from = dits_bin.join(name);
-            if !from.is_file() {
-                dits_missing = Some(format!(
-                    "{} not found; hint: run `cargo build --release --bins` in {}",
-                    from.display(),
-                    ws.display()
-                ));
-                break;
-            }
-            fs::copy(&from, bin.join(name))
-                .with_context(|| format!("copying {} to {}", from.display(), bin.display()))?;
-        }
-    }
+    // Without the Dits programs the Dits side is reported as skipped, not the run failed.
+    const DITS: [&str; 3] = ["git-dits", "dits-filter", "git-remote-dits"];
+    let dits_missing = DITS
+        .iter()
+        .map(|name| dits_bin.join(name))
+        .find(|p| args.tools.contains(&Tool::Dits) && !p.is_file())
+        .map(|p| {
+            format!(
+                "{} not found; hint: run `cargo build --release --bins` in {}",
+                p.display(),
+                ws.display()
+            )
+        });
+    let wanted: &[&str] = if args.tools.contains(&Tool::Dits) && dits_missing.is_none() {
+        &DITS
+    } else {
+        &[]
+    };
+    let bin = crate::snapshot_bins(&dits_bin, &work, wanted)?;
 
     let home = work.join("home");
     fs::create_dir_all(&home).context("creating the temporary HOME")?;
-    let runner = Runner::new(&args.git, &bin, &home)?;
-    let mut machine = report::machine(&runner, &work, &args.git, &ws, &dits_bin);
+    let runner = Runner::new(&args.common.git, &bin, &home)?;
+    let mut machine = report::machine(&runner, &work, &args.common.git, &ws, &dits_bin);
     if args.tools.contains(&Tool::Lfs) {
         machine.push(("giftless".into(), giftless::version(&venv)));
     }
@@ -236,7 +216,7 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     let source_hash = content::hash_file(&source)?;
     let ctx = Ctx {
         work: work.clone(),
-        git: args.git.clone(),
+        git: args.common.git.clone(),
         bin,
         venv,
         source,
@@ -256,7 +236,7 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
 
     let md = remote_report::render(&machine, &results);
     println!("{md}");
-    let out = report::write(args.out, &ws, "remote-local", &md)?;
+    let out = report::write(args.common.out, &ws, "remote-local", &md)?;
     eprintln!("report written to {}", out.display());
     if args.keep {
         eprintln!("kept {}", work.display());
@@ -575,7 +555,7 @@ mod tests {
         assert_eq!(args(&[])?.tools, vec![Tool::Lfs, Tool::Dits]);
         assert_eq!(args(&["--tools", "lfs"])?.tools, vec![Tool::Lfs]);
         assert!(args(&["--tools", "git"]).is_err());
-        assert_eq!(args(&["--size-mib", "100"])?.size_mib, 100);
+        assert_eq!(args(&["--size-mib", "100"])?.common.size_mib, 100);
         assert!(args(&["--size-mib", "1"]).is_err());
         Ok(())
     }
