@@ -114,11 +114,17 @@ fn pushed_and_lazily_cloned(
     files(&src);
     env.commit_all(&src, "content");
     push(env, server, &src);
+    let clone = skip_smudge_clone(env, &server.url("team/film"), "clone");
+    (src, clone)
+}
+
+/// `GIT_DITS_SKIP_SMUDGE=1 git clone URL NAME`: pointers only in the work tree.
+fn skip_smudge_clone(env: &Env, url: &str, name: &str) -> PathBuf {
     let mut cmd = env.cmd(env.tmp.path(), "git");
-    cmd.args(["clone", "-q", &server.url("team/film"), "clone"])
+    cmd.args(["clone", "-q", url, name])
         .env("GIT_DITS_SKIP_SMUDGE", "1");
     env.run_ok(&mut cmd);
-    (src, env.path("clone"))
+    env.path(name)
 }
 
 fn push(env: &Env, server: &Server, repo: &Path) {
@@ -260,11 +266,7 @@ fn mount_shows_each_commit_exactly_and_unmounts() {
         assert_same_tree(&old_tree, &old.dir);
 
         // A skip-smudge clone of a local path: its chunks come from the source's store.
-        let mut cmd = env.cmd(env.tmp.path(), "git");
-        cmd.args(["clone", "-q", src.to_str().unwrap(), "lazy-local"])
-            .env("GIT_DITS_SKIP_SMUDGE", "1");
-        env.run_ok(&mut cmd);
-        let lazy_local = env.path("lazy-local");
+        let lazy_local = skip_smudge_clone(&env, src.to_str().unwrap(), "lazy-local");
         env.git(&lazy_local, &["remote", "remove", "origin"]);
         env.git(
             &lazy_local,
