@@ -33,6 +33,17 @@ impl Default for ChunkerParams {
 }
 
 impl ChunkerParams {
+    /// A quarter of each bound (kept even and within `fastcdc`'s limits): for the small
+    /// streams of a media file, whose edits should cost a quarter as much.
+    pub fn quarter(&self) -> ChunkerParams {
+        let q = |v: u32, lo: usize| ((v / 4) & !1).max(lo as u32);
+        ChunkerParams {
+            min: q(self.min, v2020::MINIMUM_MIN),
+            avg: q(self.avg, v2020::AVERAGE_MIN),
+            max: q(self.max, v2020::MAXIMUM_MIN),
+        }
+    }
+
     /// Whether `fastcdc` accepts these bounds (it only debug-asserts them itself).
     pub fn is_valid(&self) -> bool {
         let (min, avg, max) = (self.min as usize, self.avg as usize, self.max as usize);
@@ -109,6 +120,25 @@ impl Block {
 /// Default block size: big enough to amortise per-block costs, small enough to keep a few in
 /// flight between pipeline stages without noticeable memory.
 pub const BLOCK_SIZE: usize = 4 * 1024 * 1024;
+
+/// Something that yields [`Block`]s of whole chunks: a plain stream ([`BlockReader`]) or one
+/// stream of a media file (`ingest_media`).
+pub trait BlockSource {
+    /// Fills `block` (reusing its allocations) with the next whole chunks. Returns `false`
+    /// once the input is exhausted and nothing was produced.
+    fn next_block(&mut self, block: &mut Block) -> io::Result<bool>;
+    /// Bytes consumed so far.
+    fn total(&self) -> u64;
+}
+
+impl<R: Read> BlockSource for BlockReader<R> {
+    fn next_block(&mut self, block: &mut Block) -> io::Result<bool> {
+        BlockReader::next_block(self, block)
+    }
+    fn total(&self) -> u64 {
+        BlockReader::total(self)
+    }
+}
 
 /// Splits a reader into [`Block`]s of whole chunks.
 pub struct BlockReader<R> {

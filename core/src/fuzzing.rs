@@ -18,16 +18,21 @@ pub fn pointer(data: &[u8]) {
 /// cut out of the same input; group objects never make `assemble` panic.
 pub fn manifest(data: &[u8]) {
     let Ok(top) = TopManifest::decode(data) else {
-        // Also feed the raw bytes as group objects of a tiny valid top level.
-        let _ = Manifest::assemble(
-            TopManifest {
-                file_id: crate::FileId([0; 32]),
-                size: 0,
-                params: crate::chunker::ChunkerParams::default(),
-                groups: Vec::new(),
-            },
-            &[data.to_vec()],
-        );
+        // Also feed the raw bytes as group objects (of both kinds) of a tiny valid top level.
+        for sliced in [false, true] {
+            let _ = Manifest::assemble(
+                TopManifest {
+                    file_id: crate::FileId([0; 32]),
+                    size: 0,
+                    params: crate::chunker::ChunkerParams::default(),
+                    groups: Vec::new(),
+                    sliced,
+                    media: None,
+                },
+                &[data.to_vec()],
+            );
+            let _ = crate::manifest::group_chunk_ids(data);
+        }
         return;
     };
     let groups: Vec<Vec<u8>> = top.groups.iter().map(|_| data.to_vec()).collect();
@@ -150,6 +155,31 @@ pub fn mp4(data: &[u8]) {
             if let Ok(runs) = media::parse_moof(&bytes, s.offset, len, &extends) {
                 assert!(runs.iter().flat_map(|r| &r.samples).all(inside));
             }
+        }
+    }
+}
+
+/// The video-aware layout of a file: when it succeeds its runs tile the file in order, each
+/// stream is exactly its runs, and its cuts and sample starts are ascending, inside the stream.
+pub fn mp4_layout(data: &[u8]) {
+    let len = data.len() as u64;
+    let Ok(layout) = media::analyze(media::slice_reader(data), len, 16 * 1024) else {
+        return;
+    };
+    let mut end = 0;
+    let mut per_stream = vec![0u64; layout.streams.len()];
+    for r in &layout.runs {
+        assert_eq!(r.offset, end, "runs must tile the file");
+        assert!(r.len > 0);
+        end += r.len;
+        per_stream[r.stream] += r.len;
+    }
+    assert_eq!(end, len);
+    for (plan, &bytes) in layout.streams.iter().zip(&per_stream) {
+        assert_eq!(plan.len, bytes);
+        for list in [&plan.cuts, &plan.sample_starts] {
+            assert!(list.windows(2).all(|w| w[0] < w[1]));
+            assert!(list.iter().all(|&c| c < plan.len.max(1)));
         }
     }
 }

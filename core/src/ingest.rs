@@ -8,7 +8,7 @@
 use std::io::{self, Read};
 use std::sync::mpsc;
 
-use crate::chunker::{Block, BlockReader, ChunkerParams};
+use crate::chunker::{Block, BlockReader, BlockSource, ChunkerParams};
 use crate::id::{ChunkId, FileId};
 use crate::manifest::{ChunkRef, Manifest};
 use crate::progress::Progress;
@@ -42,16 +42,18 @@ pub fn ingest<R: Read, S: ChunkSink>(
     sink: &mut S,
     progress: &dyn Progress,
 ) -> Result<Ingested, IngestError> {
-    let result = pipeline(reader, params, sink, progress);
+    let mut blocks = BlockReader::new(reader, params);
+    let result = pipeline(&mut blocks, true, sink, progress);
     match result {
-        Ok((chunks, file_id, size, new_chunks, stored_bytes)) => {
+        Ok(Chunked {
+            refs: chunks,
+            file_id,
+            new_chunks,
+            stored: stored_bytes,
+        }) => {
+            let size = blocks.total();
             sink.commit()?;
-            let manifest = Manifest {
-                file_id,
-                size,
-                params,
-                chunks,
-            };
+            let manifest = Manifest::plain(file_id, size, params, chunks);
             sink.put_manifest(&manifest)?;
             Ok(Ingested {
                 manifest,
@@ -66,47 +68,55 @@ pub fn ingest<R: Read, S: ChunkSink>(
     }
 }
 
-type Output = (Vec<ChunkRef>, FileId, u64, u64, u64);
+/// What one pass of [`pipeline`] made.
+pub(crate) struct Chunked {
+    pub refs: Vec<ChunkRef>,
+    /// The BLAKE3 of everything the blocks held (zeros unless asked for).
+    pub file_id: FileId,
+    pub new_chunks: u64,
+    pub stored: u64,
+}
 
-fn pipeline<R: Read, S: ChunkSink>(
-    reader: R,
-    params: ChunkerParams,
+/// Names and stores the chunks of `blocks` (uncommitted: the caller commits or rolls back).
+/// `hash_whole` also hashes the content as one file, which a media stream does not need.
+pub(crate) fn pipeline<B: BlockSource, S: ChunkSink>(
+    blocks: &mut B,
+    hash_whole: bool,
     sink: &mut S,
     progress: &dyn Progress,
-) -> Result<Output, IngestError> {
+) -> Result<Chunked, IngestError> {
     let (full_tx, full_rx) = mpsc::sync_channel::<Block>(IN_FLIGHT);
     let (empty_tx, empty_rx) = mpsc::channel::<Block>();
     std::thread::scope(|scope| {
-        let worker = scope.spawn(
-            move || -> Result<(Vec<ChunkRef>, FileId, u64, u64), StoreError> {
-                let mut refs = Vec::new();
-                let mut hasher = blake3::Hasher::new();
-                let (mut new_chunks, mut stored) = (0u64, 0u64);
-                for block in full_rx {
+        let worker = scope.spawn(move || -> Result<Chunked, StoreError> {
+            let mut refs = Vec::new();
+            let mut hasher = blake3::Hasher::new();
+            let (mut new_chunks, mut stored) = (0u64, 0u64);
+            for block in full_rx {
+                if hash_whole {
                     hasher.update(&block.data);
-                    for chunk in block.chunks() {
-                        let id = ChunkId::of(chunk);
-                        let added = sink.put_chunk(id, chunk)?;
-                        new_chunks += u64::from(added > 0);
-                        stored += added;
-                        refs.push(ChunkRef {
-                            id,
-                            len: chunk.len() as u32,
-                        });
-                    }
-                    // The reader may have finished already; then the block is simply freed.
-                    let _ = empty_tx.send(block);
                 }
-                Ok((
-                    refs,
-                    FileId(*hasher.finalize().as_bytes()),
-                    new_chunks,
-                    stored,
-                ))
-            },
-        );
+                for chunk in block.chunks() {
+                    let id = ChunkId::of(chunk);
+                    let added = sink.put_chunk(id, chunk)?;
+                    new_chunks += u64::from(added > 0);
+                    stored += added;
+                    refs.push(ChunkRef {
+                        id,
+                        len: chunk.len() as u32,
+                    });
+                }
+                // The reader may have finished already; then the block is simply freed.
+                let _ = empty_tx.send(block);
+            }
+            Ok(Chunked {
+                refs,
+                file_id: FileId(*hasher.finalize().as_bytes()),
+                new_chunks,
+                stored,
+            })
+        });
 
-        let mut blocks = BlockReader::new(reader, params);
         let mut read_error = None;
         loop {
             if progress.interrupted() {
@@ -131,11 +141,11 @@ fn pipeline<R: Read, S: ChunkSink>(
         let worker_result = worker
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        let (refs, file_id, new_chunks, stored) = worker_result?;
+        let chunked = worker_result?;
         if let Some(e) = read_error {
             return Err(e);
         }
-        Ok((refs, file_id, blocks.total(), new_chunks, stored))
+        Ok(chunked)
     })
 }
 

@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod hydrate;
 pub mod id;
 pub mod ingest;
+pub mod ingest_media;
 pub mod manifest;
 pub mod media;
 pub mod pointer;

@@ -1,18 +1,21 @@
 //! Smudge: stream a file back out of the store, one verified chunk at a time, and check the
 //! whole content against its file id at the end.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::ops::Range;
+use std::sync::Arc;
 
-use crate::id::FileId;
-use crate::manifest::Manifest;
+use crate::id::{ChunkId, FileId};
+use crate::manifest::{Manifest, Span};
 use crate::store::{ChunkSource, StoreError};
 
 pub struct ManifestReader<'a, S: ChunkSource + ?Sized> {
     store: &'a S,
     manifest: Manifest,
     next: usize,
-    current: Vec<u8>,
-    pos: usize,
+    recent: RecentChunks,
+    current: Option<(Arc<Vec<u8>>, Range<usize>)>,
     hasher: blake3::Hasher,
     finished: bool,
 }
@@ -23,8 +26,8 @@ impl<'a, S: ChunkSource + ?Sized> ManifestReader<'a, S> {
             store,
             manifest,
             next: 0,
-            current: Vec::new(),
-            pos: 0,
+            recent: RecentChunks::default(),
+            current: None,
             hasher: blake3::Hasher::new(),
             finished: false,
         }
@@ -35,18 +38,12 @@ impl<'a, S: ChunkSource + ?Sized> ManifestReader<'a, S> {
     }
 
     fn load_next(&mut self) -> io::Result<bool> {
-        let Some(chunk) = self.manifest.chunks.get(self.next) else {
+        let Some(span) = self.manifest.span(self.next) else {
             return Ok(false);
         };
-        if crate::progress::interrupted() {
-            // Not ErrorKind::Interrupted: io::copy would retry that forever.
-            return Err(io::Error::other("interrupted by the user"));
-        }
-        let data = self.store.read_chunk(&chunk.id).map_err(into_io)?;
-        let data = check_len(data, chunk.len, &chunk.id, &self.manifest)?;
-        self.hasher.update(&data);
-        self.current = data;
-        self.pos = 0;
+        let (data, range) = self.recent.span(self.store, &span, &self.manifest)?;
+        self.hasher.update(&data[range.clone()]);
+        self.current = Some((data, range));
         self.next += 1;
         Ok(true)
     }
@@ -62,7 +59,15 @@ impl<'a, S: ChunkSource + ?Sized> ManifestReader<'a, S> {
 
 impl<S: ChunkSource + ?Sized> Read for ManifestReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.current.len() {
+        loop {
+            if let Some((data, range)) = &mut self.current {
+                if range.start < range.end {
+                    let n = buf.len().min(range.len());
+                    buf[..n].copy_from_slice(&data[range.start..range.start + n]);
+                    range.start += n;
+                    return Ok(n);
+                }
+            }
             if self.finished {
                 return Ok(0);
             }
@@ -72,10 +77,100 @@ impl<S: ChunkSource + ?Sized> Read for ManifestReader<'_, S> {
                 return Ok(0);
             }
         }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+    }
+}
+
+/// The last few chunks read, verified: a file laid out from slices (video-aware chunking)
+/// takes several pieces from each chunk, interleaved with pieces of other tracks' chunks, and
+/// must not read and verify a chunk once per piece.
+#[derive(Default)]
+pub struct RecentChunks {
+    chunks: VecDeque<(ChunkId, Arc<Vec<u8>>)>,
+}
+
+impl RecentChunks {
+    /// One per track is enough: a file's streams advance together.
+    const KEEP: usize = 16;
+
+    /// The chunk of `span` (from here or read and verified) and the span's range in it.
+    pub fn span<S: ChunkSource + ?Sized>(
+        &mut self,
+        store: &S,
+        span: &Span,
+        manifest: &Manifest,
+    ) -> io::Result<(Arc<Vec<u8>>, Range<usize>)> {
+        let range = span.start as usize..(span.start + span.len) as usize;
+        if let Some(i) = self.chunks.iter().position(|(id, _)| *id == span.chunk.id) {
+            let hit = self.chunks.remove(i).expect("found above");
+            let data = Arc::clone(&hit.1);
+            self.chunks.push_front(hit);
+            return Ok((data, range));
+        }
+        if crate::progress::interrupted() {
+            // Not ErrorKind::Interrupted: io::copy would retry that forever.
+            return Err(io::Error::other("interrupted by the user"));
+        }
+        let data = store.read_chunk(&span.chunk.id).map_err(into_io)?;
+        let data = Arc::new(check_len(data, span.chunk.len, &span.chunk.id, manifest)?);
+        if range.end > data.len() {
+            return Err(whole_file_mismatch(manifest));
+        }
+        self.chunks.push_front((span.chunk.id, Arc::clone(&data)));
+        self.chunks.truncate(Self::KEEP);
+        Ok((data, range))
+    }
+}
+
+/// Random access to a stored file, for parsing its boxes out of the store (`git dits diff`
+/// reads a media file's `moov` this way). Chunks are verified as they are read; the whole
+/// file is not (only the ranges read are).
+pub struct ManifestReadAt<'a, S: ChunkSource + ?Sized> {
+    store: &'a S,
+    manifest: &'a Manifest,
+    spans: Vec<Span>,
+    ends: Vec<u64>,
+    recent: RecentChunks,
+}
+
+impl<'a, S: ChunkSource + ?Sized> ManifestReadAt<'a, S> {
+    pub fn new(store: &'a S, manifest: &'a Manifest) -> Self {
+        let spans: Vec<Span> = manifest.spans().collect();
+        let mut end = 0;
+        let ends = spans
+            .iter()
+            .map(|s| {
+                end += u64::from(s.len);
+                end
+            })
+            .collect();
+        ManifestReadAt {
+            store,
+            manifest,
+            spans,
+            ends,
+            recent: RecentChunks::default(),
+        }
+    }
+
+    /// Fills `buf` from `offset`; an error if that runs past the end of the file.
+    pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let end = offset + buf.len() as u64;
+        if end > self.ends.last().copied().unwrap_or(0) {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut i = self.ends.partition_point(|&e| e <= offset);
+        let mut done = 0;
+        while done < buf.len() {
+            let span = self.spans[i];
+            let span_start = self.ends[i] - u64::from(span.len);
+            let (data, range) = self.recent.span(self.store, &span, self.manifest)?;
+            let from = range.start + (offset + done as u64 - span_start) as usize;
+            let n = (range.end - from).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&data[from..from + n]);
+            done += n;
+            i += 1;
+        }
+        Ok(())
     }
 }
 
@@ -88,18 +183,13 @@ pub fn copy_prefetched<S: ChunkSource + ?Sized, W: Write>(
     out: &mut W,
 ) -> io::Result<u64> {
     const AHEAD: usize = 16;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(AHEAD);
+    type Piece = io::Result<(Arc<Vec<u8>>, Range<usize>)>;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(AHEAD);
     std::thread::scope(|scope| {
         scope.spawn(move || {
-            for chunk in &manifest.chunks {
-                let result = if crate::progress::interrupted() {
-                    Err(io::Error::other("interrupted by the user"))
-                } else {
-                    store
-                        .read_chunk(&chunk.id)
-                        .map_err(into_io)
-                        .and_then(|data| check_len(data, chunk.len, &chunk.id, manifest))
-                };
+            let mut recent = RecentChunks::default();
+            for span in manifest.spans() {
+                let result = recent.span(store, &span, manifest);
                 let failed = result.is_err();
                 // A closed channel means the writer stopped; so do we.
                 if tx.send(result).is_err() || failed {
@@ -109,11 +199,12 @@ pub fn copy_prefetched<S: ChunkSource + ?Sized, W: Write>(
         });
         let mut hasher = blake3::Hasher::new();
         let mut total = 0u64;
-        for data in rx {
-            let data = data?;
-            hasher.update(&data);
-            out.write_all(&data)?;
-            total += data.len() as u64;
+        for piece in rx {
+            let (data, range) = piece?;
+            let bytes = &data[range];
+            hasher.update(bytes);
+            out.write_all(bytes)?;
+            total += bytes.len() as u64;
         }
         if total != manifest.size || hasher.finalize().as_bytes() != manifest.file_id.as_bytes() {
             return Err(whole_file_mismatch(manifest));

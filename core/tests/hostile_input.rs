@@ -76,16 +76,18 @@ fn pointers() {
 
 #[test]
 fn manifests() {
-    let m = |n: u32| Manifest {
-        file_id: FileId::of(&n.to_le_bytes()),
-        size: (0..n).map(|i| u64::from(100 + i)).sum(),
-        params: ChunkerParams::default(),
-        chunks: (0..n)
-            .map(|i| ChunkRef {
-                id: ChunkId::of(&i.to_le_bytes()),
-                len: 100 + i,
-            })
-            .collect(),
+    let m = |n: u32| {
+        Manifest::plain(
+            FileId::of(&n.to_le_bytes()),
+            (0..n).map(|i| u64::from(100 + i)).sum(),
+            ChunkerParams::default(),
+            (0..n)
+                .map(|i| ChunkRef {
+                    id: ChunkId::of(&i.to_le_bytes()),
+                    len: 100 + i,
+                })
+                .collect(),
+        )
     };
     let mut seeds = Vec::new();
     for n in [0, 1, 3, 70, 300] {
@@ -129,6 +131,7 @@ fn mp4_boxes() {
         }
     }
     run(&seeds, 20_000, fuzzing::mp4);
+    run(&seeds, 20_000, fuzzing::mp4_layout);
 }
 
 #[test]

@@ -524,3 +524,178 @@ fn implicit_samples_budget_is_per_moof() {
         Err(MediaError::TooLarge { .. })
     ));
 }
+
+// ---- video-aware ingest ----
+
+use dits_core::chunker::ChunkerParams;
+use dits_core::ingest::Ingested;
+use dits_core::ingest_media::ingest_media;
+use dits_core::progress::Silent;
+use dits_core::reader::ManifestReader;
+use dits_core::store::{ChunkSource, MemoryStore};
+use dits_core::FileId;
+
+fn ingest_path(store: &mut MemoryStore, path: &Path) -> Ingested {
+    let data = std::fs::read(path).expect("read media");
+    let file = File::open(path).expect("open media");
+    let got = ingest_media(
+        &file,
+        data.len() as u64,
+        FileId::of(&data),
+        ChunkerParams::default(),
+        store,
+        &Silent,
+    )
+    .expect("ingest");
+    let mut back = Vec::new();
+    ManifestReader::new(&*store, got.manifest.clone())
+        .read_to_end(&mut back)
+        .expect("read back");
+    assert!(back == data, "{} does not round-trip", path.display());
+    assert_eq!(
+        store.read_manifest(&got.manifest.file_id).ok(),
+        Some(got.manifest.clone())
+    );
+    got
+}
+
+/// Re-muxes `src` with `-c copy` and `args` into `name`.
+fn remux(src: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = src.with_file_name(name);
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(src)
+        .args(["-map", "0", "-c", "copy"])
+        .args(args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "remux to {name}");
+    out
+}
+
+#[test]
+fn media_files_are_laid_out_by_track_and_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let frag = [X264, &["-movflags", "frag_keyframe+empty_moov"]].concat();
+    let prores = ["-c:v", "prores_ks", "-profile:v", "2", "-c:a", "pcm_s16le"];
+    for (name, args, codec) in [
+        ("a.mp4", X264, b"avc1"),
+        ("c.mp4", &frag[..], b"avc1"),
+        ("e.mov", &prores[..], b"apcn"),
+    ] {
+        let path = ffmpeg(dir.path(), name, args);
+        let mut store = MemoryStore::default();
+        let m = ingest_path(&mut store, &path).manifest;
+        let info = m.media.as_ref().expect("described as media");
+        let video = info
+            .tracks
+            .iter()
+            .find(|t| t.handler == *b"vide")
+            .expect("video");
+        assert_eq!(video.codec.0, *codec, "{name}");
+        assert_eq!(
+            (video.width, video.height, video.samples),
+            (320, 240, FRAMES as u32)
+        );
+        let audio = info
+            .tracks
+            .iter()
+            .find(|t| t.handler == *b"soun")
+            .expect("audio");
+        assert_eq!(audio.sample_rate, 48000, "{name}");
+        assert!(
+            (3900..4200).contains(&info.duration_ms),
+            "{name}: {}",
+            info.duration_ms
+        );
+        // Interleaved tracks: the pieces alternate between chunks of different streams.
+        assert!(
+            m.pieces.len() > m.chunks.len(),
+            "{name}: {} pieces",
+            m.pieces.len()
+        );
+    }
+}
+
+#[test]
+fn keyframes_start_video_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 2 Mbit/s, a keyframe a second: GOPs of ~250 KB, each cut into chunks of its own.
+    let args = [X264, &["-b:v", "2M"]].concat();
+    let path = ffmpeg(dir.path(), "k.mp4", &args);
+    let p = parse(&path);
+    let mut store = MemoryStore::default();
+    let m = ingest_path(&mut store, &path).manifest;
+    // File offsets where pieces start.
+    let mut starts = std::collections::HashSet::new();
+    let mut at = 0u64;
+    for s in m.spans() {
+        if s.start == 0 {
+            starts.insert(at);
+        }
+        at += u64::from(s.len);
+    }
+    let keys: Vec<u64> = p
+        .video()
+        .samples()
+        .filter(|s| s.sync)
+        .map(|s| s.offset)
+        .collect();
+    assert_eq!(keys.len(), 4);
+    for k in &keys[1..] {
+        assert!(starts.contains(k), "no chunk starts at the keyframe at {k}");
+    }
+}
+
+#[test]
+fn remuxes_store_almost_nothing_new() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [X264, &["-b:v", "2M"]].concat();
+    let a = ffmpeg(dir.path(), "r.mp4", &args);
+    let mut store = MemoryStore::default();
+    ingest_path(&mut store, &a);
+    for (name, extra) in [
+        ("r-fast.mp4", &["-movflags", "+faststart"][..]),
+        ("r-meta.mp4", &["-metadata", "title=An edit"][..]),
+        ("r.mov", &[][..]),
+    ] {
+        let b = remux(&a, name, extra);
+        let size = std::fs::metadata(&b).expect("stat").len();
+        let got = ingest_path(&mut store, &b);
+        // The new container stream (moov, ftyp) plus the manifest's groups.
+        assert!(
+            got.stored_bytes * 100 < size * 2,
+            "{name}: {} of {size} bytes new",
+            got.stored_bytes
+        );
+    }
+}
+
+#[test]
+fn what_does_not_parse_is_stored_as_plain_bytes() {
+    let mut seeds = mp4_seeds();
+    let mut ftyp_then_noise = mp4_box(b"ftyp", b"isom\0\0\x02\0isom");
+    ftyp_then_noise.extend((0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    seeds.push(ftyp_then_noise);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, data) in seeds.iter().enumerate() {
+        let path = dir.path().join(format!("s{i}"));
+        std::fs::write(&path, data).expect("write");
+        let mut store = MemoryStore::default();
+        let mut truncated = data.clone();
+        truncated.truncate(data.len() * 2 / 3);
+        let short = dir.path().join(format!("t{i}"));
+        std::fs::write(&short, &truncated).expect("write");
+        let whole = ingest_path(&mut store, &path).manifest;
+        if i + 1 == seeds.len() {
+            assert!(whole.media.is_none(), "noise after ftyp is not media");
+        }
+        // A box now runs past the end: the walk fails, so the bytes are stored plainly.
+        let m = ingest_path(&mut store, &short).manifest;
+        assert!(
+            m.media.is_none() && m.pieces.is_empty(),
+            "seed {i} truncated"
+        );
+    }
+}

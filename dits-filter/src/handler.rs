@@ -9,6 +9,7 @@ use std::sync::Arc;
 use dits_core::chunker::ChunkerParams;
 use dits_core::hydrate::{hydrate_file, Hydrated};
 use dits_core::ingest::ingest;
+use dits_core::ingest_media::ingest_media_stream;
 use dits_core::pointer::{Pointer, PointerError, MAX_LEN};
 use dits_core::progress::Silent;
 use dits_core::reader::ManifestReader;
@@ -32,6 +33,8 @@ pub struct FilterConfig {
     pub inline_limit: u64,
     /// `GIT_DITS_SKIP_SMUDGE=1`: leave pointers in the work tree.
     pub skip_smudge: bool,
+    /// `dits.mp4`: chunk content that sniffs as ISO-BMFF video-aware.
+    pub mp4: bool,
     /// Where to record deferred files so a hook can finish them if this process dies.
     pub journal_dir: Option<PathBuf>,
     /// Where missing content can come from: stores of local-path remotes, Dits servers.
@@ -118,9 +121,15 @@ impl DitsHandler {
             .store
             .writer()
             .map_err(|e| Failure::Error(format!("{path}: {e}")))?;
+        let media = self.config.mp4 && dits_core::media::sniff(&head);
         let content = Cursor::new(head).chain(input);
-        let got = ingest(content, self.config.params, &mut writer, &Silent)
-            .map_err(|e| Failure::Error(format!("{path}: cannot store content: {e}")))?;
+        let got = if media {
+            let tmp = self.store.tmp_dir();
+            ingest_media_stream(content, &tmp, self.config.params, &mut writer, &Silent)
+        } else {
+            ingest(content, self.config.params, &mut writer, &Silent)
+        }
+        .map_err(|e| Failure::Error(format!("{path}: cannot store content: {e}")))?;
         tracing::debug!(
             path = %path,
             size = got.manifest.size,

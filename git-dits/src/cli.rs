@@ -96,7 +96,8 @@ pub enum Cmd {
     LsFiles {
         /// List the files of this commit instead of the index.
         rev: Option<String>,
-        /// Also show chunk counts and the blob id.
+        /// Also show chunk counts, the blob id, and for media files their container, tracks
+        /// (codec, picture size, frame or sample rate), keyframes and duration.
         #[arg(long)]
         long: bool,
     },
@@ -224,6 +225,20 @@ pub enum Cmd {
         key: Option<PathBuf>,
         #[command(subcommand)]
         action: Option<ServeAction>,
+    },
+    /// What changed in tracked files from OLD to NEW: size, and for media duration, tracks,
+    /// the time ranges whose samples are new, and bytes new versus reused.
+    ///
+    /// Reads manifests (and a media file's sample tables) from the local store. Exit code 0
+    /// whether or not anything changed.
+    Diff {
+        /// The old revision.
+        old: String,
+        /// The new revision.
+        new: String,
+        /// Limit to these paths (files or directories), after `--`.
+        #[arg(last = true)]
+        paths: Vec<String>,
     },
     /// textconv for `git diff`/`git log -p`: a readable summary instead of binary noise.
     #[command(hide = true)]

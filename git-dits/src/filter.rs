@@ -61,6 +61,7 @@ fn config(repo: &Repo, one_shot: bool) -> Result<FilterConfig> {
             settings.inline_limit
         },
         skip_smudge: settings.skip_smudge,
+        mp4: settings.mp4,
         journal_dir: (!one_shot).then(|| repo.journal_dir()),
         sources: dits_filter::Sources(std::sync::Arc::new(repo.open_sources())),
         stat_records: Some(repo.stat_record_dir()),

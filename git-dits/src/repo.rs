@@ -17,6 +17,8 @@ pub struct Settings {
     pub store: StoreOptions,
     pub inline_limit: u64,
     pub skip_smudge: bool,
+    /// `dits.mp4`: chunk ISO-BMFF content video-aware.
+    pub mp4: bool,
 }
 
 /// `(key, default, meaning)` of every setting, for `git dits env` and the docs.
@@ -24,6 +26,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("dits.compression", "3", "zstd level for compressible chunks (0 = never compress)"),
     ("dits.packSizeLimit", "1g", "start a new pack file past this size"),
     ("dits.smudge.inlineLimit", "64m", "files at least this large are written by Dits after git's checkout, not through git's in-memory smudge buffer"),
+    ("dits.mp4", "true", "chunk content that sniffs as MP4/MOV (ISO-BMFF) by track and keyframe, so remuxes and metadata edits store almost nothing new"),
     ("dits.skipSmudge", "false", "leave pointers in the work tree (also GIT_DITS_SKIP_SMUDGE=1)"),
     ("dits.url", "", "the Dits server of a repository on an ordinary Git host (also in a committed .ditsconfig)"),
     ("dits.mount.cacheSize", "0", "bytes of fetched chunks `git dits mount` keeps; past it the oldest are dropped (0 = no bound)"),
@@ -138,6 +141,7 @@ impl Repo {
             },
             inline_limit,
             skip_smudge,
+            mp4: cfg.boolean("dits.mp4").unwrap_or(true),
         })
     }
 

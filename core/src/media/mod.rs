@@ -6,6 +6,8 @@
 //! - [`movie`]: [`parse_moov`] into tracks with codec, size, rate and timing.
 //! - [`sample_table`]: `stbl` tables and [`Track::samples`] (offset, size, sync, decode time).
 //! - [`fragment`]: [`parse_moof`] into runs of samples for fragmented files.
+//! - [`info`]: the description kept in manifests ([`MediaInfo`]).
+//! - [`layout`]: which bytes are container and which are each track's samples ([`analyze`]).
 //!
 //! Limits: counts are checked against the bytes that hold them before anything is allocated,
 //! every sample must lie inside the file, and the boxes read whole are capped ([`MOOV_LIMIT`],
@@ -15,6 +17,8 @@ pub mod boxes;
 mod bytes;
 mod error;
 pub mod fragment;
+pub mod info;
+pub mod layout;
 pub mod movie;
 pub mod sample_table;
 
@@ -23,6 +27,8 @@ pub use boxes::{
 };
 pub use error::MediaError;
 pub use fragment::{parse_moof, FragmentRun, TrackExtends, MAX_IMPLICIT_SAMPLES};
+pub use info::{MediaInfo, TrackInfo};
+pub use layout::{analyze, sniff, FileLayout, Run, StreamPlan};
 pub use movie::{parse_moov, AudioInfo, Movie, Track, VideoInfo};
 pub use sample_table::{Sample, SampleTable, Samples};
 

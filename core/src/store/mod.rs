@@ -4,6 +4,7 @@
 //! [`ChunkSink`]; unit tests use [`MemoryStore`], everything end to end uses [`DiskStore`].
 
 mod compress;
+mod discard;
 mod disk;
 mod error;
 pub mod format;
@@ -11,6 +12,7 @@ mod fsio;
 mod memory;
 mod writer;
 
+pub use discard::Discard;
 pub use disk::{DiskStore, PackInfo, StoreOptions, StoreStats};
 pub use error::StoreError;
 pub use memory::MemoryStore;

@@ -40,8 +40,12 @@ pub fn run() -> Result<ExitCode> {
                 );
             }
             println!(
-                "effective: compression={} packSizeLimit={} inlineLimit={} skipSmudge={}",
-                s.store.compression_level, s.store.pack_size_limit, s.inline_limit, s.skip_smudge
+                "effective: compression={} packSizeLimit={} inlineLimit={} skipSmudge={} mp4={}",
+                s.store.compression_level,
+                s.store.pack_size_limit,
+                s.inline_limit,
+                s.skip_smudge,
+                s.mp4
             );
             for key in [
                 "filter.dits.process",

@@ -69,6 +69,16 @@ pub fn run(rev: Option<&str>, long: bool) -> Result<ExitCode> {
                 presence.to_string(),
                 quote_path(f.path.as_ref())
             );
+            if let Some(info) = store
+                .read_manifest(&f.pointer.id)
+                .ok()
+                .and_then(|m| m.media)
+            {
+                println!("    media: {}", info.describe());
+                for t in &info.tracks {
+                    println!("    track {}: {}", t.id, t.describe());
+                }
+            }
         } else {
             println!(
                 "{:>10}  {}  {:<8}  {}",

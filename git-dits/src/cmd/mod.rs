@@ -8,6 +8,7 @@ mod fsck;
 mod hooks;
 mod install;
 mod ls_files;
+mod media_diff;
 mod merge;
 mod pointer;
 mod prune;
@@ -41,6 +42,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Cmd::Checkout { paths, deferred } => checkout::run(paths, *deferred, quiet),
         Cmd::Cat { spec } => cat::run(spec),
         Cmd::DiffTextconv { file } => diff::textconv(file),
+        Cmd::Diff { old, new, paths } => media_diff::run(old, new, paths),
         Cmd::MergeDriver {
             base,
             ours,

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 
 use anyhow::{anyhow, Result};
-use dits_core::manifest::ChunkRef;
+use dits_core::manifest::{ChunkRef, Span};
 use dits_core::store::{ChunkSource, DiskStore};
 use dits_core::Manifest;
 use dits_core::{ChunkId, FileId};
@@ -42,23 +42,35 @@ const KEEP_QUEUE: usize = 16;
 /// The cache writer commits (fsyncs) once per this many bytes, or when it runs out of work.
 const KEEP_COMMIT: usize = 64 << 20;
 
-/// Where a file's bytes are: chunk `i` covers `ends[i-1]..ends[i]`.
+/// Where a file's bytes are: span `i` (a range of one chunk) covers `ends[i-1]..ends[i]`.
 pub struct Layout {
-    chunks: Vec<ChunkRef>,
+    spans: Vec<Span>,
     ends: Vec<u64>,
 }
 
 impl Layout {
-    fn new(chunks: Vec<ChunkRef>) -> Layout {
+    fn new(spans: Vec<Span>) -> Layout {
         let mut end = 0;
-        let ends = chunks
+        let ends = spans
             .iter()
-            .map(|c| {
-                end += u64::from(c.len);
+            .map(|s| {
+                end += u64::from(s.len);
                 end
             })
             .collect();
-        Layout { chunks, ends }
+        Layout { spans, ends }
+    }
+
+    /// The distinct chunks of spans `range`, in order (a video-aware layout takes several
+    /// pieces from one chunk).
+    fn chunks(&self, range: Range<usize>) -> Vec<ChunkRef> {
+        let mut out: Vec<ChunkRef> = Vec::new();
+        for s in &self.spans[range] {
+            if !out.iter().rev().take(16).any(|c| c.id == s.chunk.id) {
+                out.push(s.chunk);
+            }
+        }
+        out
     }
 
     fn start(&self, i: usize) -> u64 {
@@ -73,7 +85,7 @@ impl Layout {
     fn span(&self, offset: u64, end: u64) -> Range<usize> {
         let first = self.ends.partition_point(|&e| e <= offset);
         let last = self.ends.partition_point(|&e| e < end);
-        first..(last + 1).min(self.chunks.len())
+        first..(last + 1).min(self.spans.len())
     }
 }
 
@@ -293,9 +305,9 @@ impl Content {
         }
         // Everything this read needs that is neither local nor on its way is fetched in one
         // request, from this thread.
-        let missing: Vec<ChunkRef> = layout.chunks[span.clone()]
-            .iter()
-            .copied()
+        let missing: Vec<ChunkRef> = layout
+            .chunks(span.clone())
+            .into_iter()
             .filter(|c| !self.available(&c.id))
             .collect();
         let claimed = self.claim(&missing);
@@ -305,14 +317,20 @@ impl Content {
         }
         out.reserve((end - offset) as usize);
         for i in span {
-            let c = layout.chunks[i];
+            let s = layout.spans[i];
             let data = self
-                .chunk(&c)
-                .map_err(|e| ReadError(format!("file {id}, chunk {}: {e:#}", c.id)))?;
+                .chunk(&s.chunk)
+                .map_err(|e| ReadError(format!("file {id}, chunk {}: {e:#}", s.chunk.id)))?;
             let start = layout.start(i);
-            let from = offset.max(start) - start;
-            let to = end.min(layout.ends[i]) - start;
-            out.extend_from_slice(&data[from as usize..to as usize]);
+            let from = (offset.max(start) - start) as usize + s.start as usize;
+            let to = (end.min(layout.ends[i]) - start) as usize + s.start as usize;
+            let bytes = data.get(from..to).ok_or_else(|| {
+                ReadError(format!(
+                    "file {id}: chunk {} is shorter than its manifest says",
+                    s.chunk.id
+                ))
+            })?;
+            out.extend_from_slice(bytes);
         }
         Ok(())
     }
@@ -364,7 +382,7 @@ impl Content {
             manifest.file_id == *id,
             "the manifest stored for {id} names another file"
         );
-        let layout = Arc::new(Layout::new(manifest.chunks));
+        let layout = Arc::new(Layout::new(manifest.spans().collect()));
         self.layouts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -531,8 +549,8 @@ impl Content {
         let Some(tx) = jobs.as_ref() else { return };
         let mut job = Vec::new();
         let mut bytes = 0;
-        for c in &layout.chunks[span] {
-            job.push(*c);
+        for c in layout.chunks(span) {
+            job.push(c);
             bytes += u64::from(c.len);
             if bytes >= JOB_BYTES {
                 let _ = tx.send(std::mem::take(&mut job));
@@ -627,8 +645,12 @@ mod tests {
         Layout::new(
             lens.iter()
                 .enumerate()
-                .map(|(i, &len)| ChunkRef {
-                    id: ChunkId::of(&[i as u8]),
+                .map(|(i, &len)| Span {
+                    chunk: ChunkRef {
+                        id: ChunkId::of(&[i as u8]),
+                        len,
+                    },
+                    start: 0,
                     len,
                 })
                 .collect(),

@@ -86,7 +86,11 @@ impl Session {
                 peer: self.peer(),
                 what: format!("no manifest for {id}"),
             })?;
-        let wanted: Vec<(ChunkId, u64)> = top.groups.iter().map(|g| (g.id, group_len(g))).collect();
+        let wanted: Vec<(ChunkId, u64)> = top
+            .groups
+            .iter()
+            .map(|g| (g.id, top.group_object_len(g)))
+            .collect();
         let groups = self.read_chunks(&wanted)?;
         Manifest::assemble(top, &groups).map_err(|e| NetError::BadData {
             peer: self.peer(),
@@ -144,9 +148,9 @@ impl Session {
     ) -> Result<Vec<Manifest>, NetError> {
         let groups: Vec<(ChunkId, u64)> = tops
             .iter()
-            .flat_map(|t| &t.groups)
-            .filter(|g| listed.insert(g.id) && !store.has_chunk(&g.id))
-            .map(|g| (g.id, group_len(g)))
+            .flat_map(|t| t.groups.iter().map(move |g| (g, t.group_object_len(g))))
+            .filter(|(g, _)| listed.insert(g.id) && !store.has_chunk(&g.id))
+            .map(|(g, len)| (g.id, len))
             .collect();
         self.get_chunks(store, groups, &dits_core::progress::Silent)?;
         let mut out = Vec::with_capacity(tops.len());
@@ -280,11 +284,6 @@ impl Session {
             Ok(written)
         })
     }
-}
-
-/// The size of a group object: its header and 36 bytes per chunk (see `dits_core::manifest`).
-fn group_len(g: &dits_core::manifest::GroupRef) -> u64 {
-    u64::from(g.chunks) * 36 + 12
 }
 
 /// Cuts the wanted list into requests of at most [`BATCH_BYTES`] and [`MAX_IDS_PER_QUERY`].

@@ -72,12 +72,9 @@ impl Session {
                     source: Box::new(source),
                 })?;
             let encoded = manifest.encode();
-            let mut rest = &manifest.chunks[..];
-            for ((gid, bytes), g) in encoded.groups.iter().zip(&encoded.refs) {
-                let (these, tail) = rest.split_at((g.chunks as usize).min(rest.len()));
-                rest = tail;
-                if listed.insert(*gid) {
-                    groups.push((*gid, bytes.len() as u64, these.to_vec()));
+            for ((gid, bytes), members) in encoded.groups.into_iter().zip(encoded.members) {
+                if listed.insert(gid) {
+                    groups.push((gid, bytes.len() as u64, members));
                 }
             }
             tops.push(encoded.top);
