@@ -699,3 +699,39 @@ fn what_does_not_parse_is_stored_as_plain_bytes() {
         );
     }
 }
+
+#[test]
+fn streaming_with_a_predicted_layout_matches_the_spooled_clean() {
+    use dits_core::ingest_media::ingest_any;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = ffmpeg(dir.path(), "p.mp4", X264);
+    let b = ffmpeg(dir.path(), "q.mp4", &[X264, &["-b:v", "1M"]].concat());
+    let data = std::fs::read(&a).expect("read");
+    let clean = |like: Option<&Path>| {
+        let mut store = MemoryStore::default();
+        let m = ingest_any(
+            &data[..],
+            true,
+            like,
+            dir.path(),
+            ChunkerParams::default(),
+            &mut store,
+            &Silent,
+        )
+        .expect("ingest")
+        .manifest;
+        let mut back = Vec::new();
+        ManifestReader::new(&store, m.clone())
+            .read_to_end(&mut back)
+            .expect("read back");
+        assert!(back == data, "not byte-exact with like={like:?}");
+        m
+    };
+    let spooled = clean(None);
+    // Routed through the layout of the same file: the very same chunks and pieces.
+    assert_eq!(clean(Some(&a)), spooled);
+    // A wrong prediction (another file) still stores the content exactly, undescribed.
+    let wrong = clean(Some(&b));
+    assert!(wrong.media.is_none());
+    assert_eq!(wrong.file_id, spooled.file_id);
+}

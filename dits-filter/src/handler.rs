@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use dits_core::chunker::ChunkerParams;
 use dits_core::hydrate::{hydrate_file, Hydrated};
-use dits_core::ingest::ingest;
-use dits_core::ingest_media::ingest_media_stream;
+use dits_core::ingest_media::ingest_any;
 use dits_core::pointer::{Pointer, PointerError, MAX_LEN};
 use dits_core::progress::Silent;
 use dits_core::reader::ManifestReader;
@@ -121,14 +120,20 @@ impl DitsHandler {
             .store
             .writer()
             .map_err(|e| Failure::Error(format!("{path}: {e}")))?;
-        let media = self.config.mp4 && dits_core::media::sniff(&head);
         let content = Cursor::new(head).chain(input);
-        let got = if media {
-            let tmp = self.store.tmp_dir();
-            ingest_media_stream(content, &tmp, self.config.params, &mut writer, &Silent)
-        } else {
-            ingest(content, self.config.params, &mut writer, &Silent)
-        }
+        let tmp = self.store.tmp_dir();
+        // Git runs the filter at the top of the work tree: for `git add` the file there is
+        // what git is sending, and media can be laid out from it before the bytes arrive.
+        let work_tree_file = PathBuf::from(bytes_to_os(&req.pathname));
+        let got = ingest_any(
+            content,
+            self.config.mp4,
+            Some(&work_tree_file),
+            &tmp,
+            self.config.params,
+            &mut writer,
+            &Silent,
+        )
         .map_err(|e| Failure::Error(format!("{path}: cannot store content: {e}")))?;
         tracing::debug!(
             path = %path,

@@ -11,8 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use dits_core::chunker::ChunkerParams;
-use dits_core::ingest::ingest;
-use dits_core::ingest_media::ingest_media_stream;
+use dits_core::ingest_media::ingest_any;
 use dits_core::pointer::{Pointer, MAX_LEN};
 use dits_core::progress::Silent;
 use dits_core::store::{ChunkSource, Discard};
@@ -47,14 +46,18 @@ pub fn textconv(file: &Path) -> Result<ExitCode> {
             .as_ref()
             .and_then(|r| r.settings().ok())
             .is_none_or(|s| s.mp4);
-        let content = io::Cursor::new(head.clone()).chain(f);
+        let content = io::Cursor::new(head).chain(f);
+        let tmp = std::env::temp_dir();
         let params = ChunkerParams::default();
-        let got = if mp4 && dits_core::media::sniff(&head) {
-            let tmp = std::env::temp_dir();
-            ingest_media_stream(content, &tmp, params, &mut Discard, &Silent)
-        } else {
-            ingest(content, params, &mut Discard, &Silent)
-        }
+        let got = ingest_any(
+            content,
+            mp4,
+            Some(file),
+            &tmp,
+            params,
+            &mut Discard,
+            &Silent,
+        )
         .with_context(|| format!("reading {}", file.display()))?;
         summary(&mut out, &got.manifest)?;
     }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use bstr::{BString, ByteSlice};
 use dits_core::chunker::ChunkerParams;
 use dits_core::hydrate::read_pointer_file;
-use dits_core::ingest::ingest;
+use dits_core::ingest_media::ingest_any;
 use dits_core::progress::{Progress, Silent};
 use dits_core::store::{ChunkSource, DiskStore, StoreError};
 use dits_core::{ChunkId, FileId, Pointer};
@@ -237,7 +237,17 @@ fn self_repair(repo: &Repo, store: &DiskStore, broken: &[&Seen], problems: usize
         let mut w = store.writer()?;
         // Ingesting writes the manifest only when the content hashes to the pointer's id,
         // because the manifest is stored under the id of what was actually read.
-        let got = ingest(file, ChunkerParams::default(), &mut w, &Silent)?;
+        let mp4 = repo.settings()?.mp4;
+        let tmp = store.tmp_dir();
+        let got = ingest_any(
+            file,
+            mp4,
+            Some(&path),
+            &tmp,
+            ChunkerParams::default(),
+            &mut w,
+            &Silent,
+        )?;
         if got.manifest.file_id == seen.pointer.id {
             eprintln!("repair: {}: re-stored from the work tree", seen.path);
             left = left.saturating_sub(1);
