@@ -61,7 +61,9 @@ impl Tool {
         }
     }
 
-    fn init(self, runner: &Runner, repo: &Path) -> Result<()> {
+    /// A new repository at `repo` with the tool installed locally, tracking `patterns`, and an
+    /// empty first commit (with `.gitattributes` when the tool wrote one).
+    pub fn init(self, runner: &Runner, repo: &Path, patterns: &[&str]) -> Result<()> {
         fs::create_dir_all(repo).with_context(|| format!("creating {}", repo.display()))?;
         runner.git(repo, &["init", "-q", "-b", "main"])?;
         // No background gc or auto-packing in the middle of a measurement.
@@ -71,11 +73,11 @@ impl Tool {
             Tool::Git => {}
             Tool::Lfs => {
                 runner.git(repo, &["lfs", "install", "--local"])?;
-                runner.git(repo, &["lfs", "track", "*.bin"])?;
+                runner.git(repo, &[&["lfs", "track"][..], patterns].concat())?;
             }
             Tool::Dits => {
                 runner.git(repo, &["dits", "install", "--local"])?;
-                runner.git(repo, &["dits", "track", "*.bin"])?;
+                runner.git(repo, &[&["dits", "track"][..], patterns].concat())?;
             }
         }
         if repo.join(".gitattributes").exists() {
@@ -239,7 +241,7 @@ fn run_tool(
         } else {
             cfg.work.join(format!("{}-rep{i}", tool.slug()))
         };
-        tool.init(runner, &dir)?;
+        tool.init(runner, &dir, &["*.bin"])?;
         copy(source, &dir.join(FILE))?;
         let (m, g) = timed_add(runner, tool, &dir, FILE)?;
         if i == 0 {

@@ -4,13 +4,18 @@
 //!
 //! `dits-bench remote ...` is the second mode: push and clone against a server on loopback,
 //! Dits against Git LFS + giftless (see `remote.rs`). `dits-bench mount ...` reads a file
-//! through `git dits mount` against the same file on disk (see `mount.rs`).
+//! through `git dits mount` against the same file on disk (see `mount.rs`). `dits-bench media
+//! ...` measures what MP4 edits store with MP4-aware chunking, plain CDC and Git LFS, and what
+//! the awareness costs in `git add` (see `media.rs`).
 
 mod args;
 mod cases;
 mod content;
 mod dits_serve;
 mod giftless;
+mod media;
+mod media_add;
+mod media_report;
 mod mount;
 mod proc;
 mod remote;
@@ -29,6 +34,7 @@ usage: dits-bench [--size-mib N] [--repeat K] [--dir DIR] [--out FILE]
                   [--git PATH] [--dits-bin DIR] [--tools LIST] [--keep]
        dits-bench remote --help   (push and clone over loopback, Dits vs Git LFS + giftless)
        dits-bench mount --help    (reading through git dits mount vs the file on disk)
+       dits-bench media --help    (MP4 edits and add throughput: MP4-aware vs plain CDC vs Git LFS)
 
   --size-mib N    size of the seeded file (default 1024)
   --repeat K      run each headline operation K times and report the median (default 1)
@@ -201,6 +207,8 @@ fn main() -> ExitCode {
         remote::run(args.skip(1))
     } else if args.peek().is_some_and(|a| a == "mount") {
         mount::run(args.skip(1))
+    } else if args.peek().is_some_and(|a| a == "media") {
+        media::run(args.skip(1))
     } else {
         run()
     };
