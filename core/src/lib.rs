@@ -19,6 +19,7 @@ pub mod media;
 pub mod pointer;
 pub mod progress;
 pub mod reader;
+pub mod span_map;
 pub mod store;
 #[cfg(test)]
 mod test_data;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::id::{ChunkId, FileId};
 use crate::manifest::{Manifest, Span};
+use crate::span_map::SpanMap;
 use crate::store::{ChunkSource, StoreError};
 
 pub struct ManifestReader<'a, S: ChunkSource + ?Sized> {
@@ -127,27 +128,16 @@ impl RecentChunks {
 pub struct ManifestReadAt<'a, S: ChunkSource + ?Sized> {
     store: &'a S,
     manifest: &'a Manifest,
-    spans: Vec<Span>,
-    ends: Vec<u64>,
+    map: SpanMap,
     recent: RecentChunks,
 }
 
 impl<'a, S: ChunkSource + ?Sized> ManifestReadAt<'a, S> {
     pub fn new(store: &'a S, manifest: &'a Manifest) -> Self {
-        let spans: Vec<Span> = manifest.spans().collect();
-        let mut end = 0;
-        let ends = spans
-            .iter()
-            .map(|s| {
-                end += u64::from(s.len);
-                end
-            })
-            .collect();
         ManifestReadAt {
             store,
             manifest,
-            spans,
-            ends,
+            map: SpanMap::of(manifest),
             recent: RecentChunks::default(),
         }
     }
@@ -155,20 +145,20 @@ impl<'a, S: ChunkSource + ?Sized> ManifestReadAt<'a, S> {
     /// Fills `buf` from `offset`; an error if that runs past the end of the file.
     pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let end = offset + buf.len() as u64;
-        if end > self.ends.last().copied().unwrap_or(0) {
+        if end > self.map.size() {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        let mut i = self.ends.partition_point(|&e| e <= offset);
+        if buf.is_empty() {
+            return Ok(());
+        }
         let mut done = 0;
-        while done < buf.len() {
-            let span = self.spans[i];
-            let span_start = self.ends[i] - u64::from(span.len);
+        for i in self.map.covering(offset, end) {
+            let span = self.map.span(i);
             let (data, range) = self.recent.span(self.store, &span, self.manifest)?;
-            let from = range.start + (offset + done as u64 - span_start) as usize;
+            let from = range.start + (offset + done as u64 - self.map.start(i)) as usize;
             let n = (range.end - from).min(buf.len() - done);
             buf[done..done + n].copy_from_slice(&data[from..from + n]);
             done += n;
-            i += 1;
         }
         Ok(())
     }

@@ -735,3 +735,20 @@ fn streaming_with_a_predicted_layout_matches_the_spooled_clean() {
     assert!(wrong.media.is_none());
     assert_eq!(wrong.file_id, spooled.file_id);
 }
+
+#[test]
+fn quicktime_without_ftyp_is_laid_out_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["-c:v", "prores_ks", "-profile:v", "0", "-c:a", "pcm_s16le"];
+    let path = ffmpeg(dir.path(), "old.mov", &args);
+    let mut data = std::fs::read(&path).expect("read");
+    // Older QuickTime files start without `ftyp`: turn it into padding of the same size.
+    assert_eq!(&data[4..8], b"ftyp");
+    data[4..8].copy_from_slice(b"free");
+    std::fs::write(&path, &data).expect("write");
+    let mut store = MemoryStore::default();
+    let m = ingest_path(&mut store, &path).manifest;
+    let info = m.media.expect("laid out as media");
+    assert_eq!(info.brand.0, *b"qt  ");
+    assert!(info.tracks.iter().any(|t| t.codec.0 == *b"apco"));
+}

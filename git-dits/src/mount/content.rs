@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 
 use anyhow::{anyhow, Result};
-use dits_core::manifest::{ChunkRef, Span};
+use dits_core::manifest::ChunkRef;
+use dits_core::span_map::SpanMap;
 use dits_core::store::{ChunkSource, DiskStore};
 use dits_core::Manifest;
 use dits_core::{ChunkId, FileId};
@@ -42,52 +43,8 @@ const KEEP_QUEUE: usize = 16;
 /// The cache writer commits (fsyncs) once per this many bytes, or when it runs out of work.
 const KEEP_COMMIT: usize = 64 << 20;
 
-/// Where a file's bytes are: span `i` (a range of one chunk) covers `ends[i-1]..ends[i]`.
-pub struct Layout {
-    spans: Vec<Span>,
-    ends: Vec<u64>,
-}
-
-impl Layout {
-    fn new(spans: Vec<Span>) -> Layout {
-        let mut end = 0;
-        let ends = spans
-            .iter()
-            .map(|s| {
-                end += u64::from(s.len);
-                end
-            })
-            .collect();
-        Layout { spans, ends }
-    }
-
-    /// The distinct chunks of spans `range`, in order (a video-aware layout takes several
-    /// pieces from one chunk).
-    fn chunks(&self, range: Range<usize>) -> Vec<ChunkRef> {
-        let mut out: Vec<ChunkRef> = Vec::new();
-        for s in &self.spans[range] {
-            if !out.iter().rev().take(16).any(|c| c.id == s.chunk.id) {
-                out.push(s.chunk);
-            }
-        }
-        out
-    }
-
-    fn start(&self, i: usize) -> u64 {
-        if i == 0 {
-            0
-        } else {
-            self.ends[i - 1]
-        }
-    }
-
-    /// The chunks covering `offset..end` (`end` > `offset`, both within the file).
-    fn span(&self, offset: u64, end: u64) -> Range<usize> {
-        let first = self.ends.partition_point(|&e| e <= offset);
-        let last = self.ends.partition_point(|&e| e < end);
-        first..(last + 1).min(self.spans.len())
-    }
-}
+/// Where a file's bytes are.
+pub type Layout = SpanMap;
 
 /// Per open file: how sequential its reads have been, and how far ahead work was scheduled.
 #[derive(Debug, Default)]
@@ -288,14 +245,14 @@ impl Content {
             return Ok(());
         }
         let layout = self.layout(id).map_err(|e| ReadError(format!("{e:#}")))?;
-        let total = layout.ends.last().copied().unwrap_or(0);
+        let total = layout.size();
         if total != size {
             // A pointer edited by hand: the content under this id has another size.
             return Err(ReadError(format!(
                 "file {id}: the pointer says {size} bytes, its manifest {total}; hint: `git dits fsck` on this commit"
             )));
         }
-        let span = layout.span(offset, end);
+        let span = layout.covering(offset, end);
         let ahead = readahead
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -317,13 +274,13 @@ impl Content {
         }
         out.reserve((end - offset) as usize);
         for i in span {
-            let s = layout.spans[i];
+            let s = layout.span(i);
             let data = self
                 .chunk(&s.chunk)
                 .map_err(|e| ReadError(format!("file {id}, chunk {}: {e:#}", s.chunk.id)))?;
             let start = layout.start(i);
             let from = (offset.max(start) - start) as usize + s.start as usize;
-            let to = (end.min(layout.ends[i]) - start) as usize + s.start as usize;
+            let to = (end.min(layout.end(i)) - start) as usize + s.start as usize;
             let bytes = data.get(from..to).ok_or_else(|| {
                 ReadError(format!(
                     "file {id}: chunk {} is shorter than its manifest says",
@@ -382,7 +339,7 @@ impl Content {
             manifest.file_id == *id,
             "the manifest stored for {id} names another file"
         );
-        let layout = Arc::new(Layout::new(manifest.spans().collect()));
+        let layout = Arc::new(Layout::of(&manifest));
         self.layouts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -544,7 +501,7 @@ impl Content {
         if from >= to {
             return;
         }
-        let span = layout.span(from, to);
+        let span = layout.covering(from, to);
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tx) = jobs.as_ref() else { return };
         let mut job = Vec::new();
@@ -640,35 +597,6 @@ fn keep_on_disk(store: &DiskStore, mut cache: DiskCache, rx: mpsc::Receiver<Kept
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn layout(lens: &[u32]) -> Layout {
-        Layout::new(
-            lens.iter()
-                .enumerate()
-                .map(|(i, &len)| Span {
-                    chunk: ChunkRef {
-                        id: ChunkId::of(&[i as u8]),
-                        len,
-                    },
-                    start: 0,
-                    len,
-                })
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn span_covers_exactly_the_chunks_touched() {
-        let l = layout(&[10, 20, 30]);
-        assert_eq!(l.span(0, 1), 0..1);
-        assert_eq!(l.span(9, 10), 0..1);
-        assert_eq!(l.span(9, 11), 0..2);
-        assert_eq!(l.span(10, 30), 1..2);
-        assert_eq!(l.span(29, 31), 1..3);
-        assert_eq!(l.span(0, 60), 0..3);
-        assert_eq!(l.span(59, 60), 2..3);
-        assert_eq!(l.start(2), 30);
-    }
 
     #[test]
     fn random_reads_never_schedule_readahead() {
