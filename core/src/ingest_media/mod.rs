@@ -96,7 +96,11 @@ fn finish<S: ChunkSink>(
         }
     };
     sink.commit()?;
-    let (chunks, pieces) = pieces(&made.runs, &made.streams);
+    let (chunks, pieces) = pieces(&made.runs, &made.streams).ok_or_else(|| {
+        IngestError::Read(io::Error::other(
+            "video-aware chunking lost track of its streams; hint: `git config dits.mp4 false` and add the file again",
+        ))
+    })?;
     let manifest = Manifest {
         file_id: made.file_id,
         size: made.len,
@@ -212,17 +216,19 @@ fn covers(runs: &[Run], len: u64) -> bool {
 type Streams = Vec<Vec<ChunkRef>>;
 
 /// The distinct chunks in first-use order and the pieces that lay them out as the file.
-fn pieces(runs: &[Run], streams: &Streams) -> (Vec<ChunkRef>, Vec<Piece>) {
+/// `None` if the streams hold fewer bytes than the runs give them (a bug, not bad input:
+/// better an error for this file than a panic of the filter).
+fn pieces(runs: &[Run], streams: &Streams) -> Option<(Vec<ChunkRef>, Vec<Piece>)> {
     let mut chunks = Vec::new();
     let mut index: HashMap<crate::ChunkId, u32> = HashMap::new();
     let mut pieces = Vec::new();
     // Per stream: the next chunk and how much of it earlier runs used.
     let mut cursor = vec![(0usize, 0u32); streams.len()];
     for run in runs {
-        let (ci, used) = &mut cursor[run.stream];
+        let (ci, used) = cursor.get_mut(run.stream)?;
         let mut left = run.len;
         while left > 0 {
-            let c = streams[run.stream][*ci];
+            let c = *streams.get(run.stream)?.get(*ci)?;
             let take = u64::from(c.len - *used).min(left) as u32;
             let i = *index.entry(c.id).or_insert_with(|| {
                 chunks.push(c);
@@ -241,7 +247,7 @@ fn pieces(runs: &[Run], streams: &Streams) -> (Vec<ChunkRef>, Vec<Piece>) {
             }
         }
     }
-    (chunks, pieces)
+    Some((chunks, pieces))
 }
 
 /// A `read_at` over a file, for the box walk.
