@@ -90,8 +90,8 @@ pub struct RecentChunks {
 }
 
 impl RecentChunks {
-    /// One per track is enough: a file's streams advance together.
-    const KEEP: usize = 16;
+    /// One per stream is enough: a file's streams advance together.
+    const KEEP: usize = crate::media::info::MAX_TRACKS + 1;
 
     /// The chunk of `span` (from here or read and verified) and the span's range in it.
     pub fn span<S: ChunkSource + ?Sized>(

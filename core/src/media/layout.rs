@@ -7,9 +7,12 @@ use super::boxes::{read_box, top_level_boxes, MOOF_LIMIT, MOOV_LIMIT};
 use super::info::{MediaInfo, TrackInfo, MAX_TRACKS};
 use super::{parse_moof, parse_moov, FourCc, MediaError, Movie, Sample};
 
-/// Most samples a file may have before it is chunked as plain bytes (memory: 24 bytes each;
-/// two hours of 60 fps video with audio has under a million).
+/// Most entries (samples, or runs of tiny ones) a file may have before it is chunked as plain
+/// bytes (memory: 40 bytes each; two hours of 60 fps video with audio has under a million).
 pub const MAX_SAMPLES: usize = 1 << 23;
+/// Shortest average run (bytes of one stream in a row) a layout may have: finer interleaving
+/// would cost more in pieces (44 bytes each in the manifest) than it could save.
+const MIN_AVERAGE_RUN: u64 = 4096;
 /// Samples smaller than this (PCM audio frames) are laid out in runs, and their streams are
 /// chunked by bytes: a 4-byte sample says too little to choose cuts by.
 const TINY_SAMPLE: u32 = 64;
@@ -175,6 +178,11 @@ pub fn analyze(
         }
     }
     add(&mut runs, &mut streams, CONTAINER, pos, len - pos);
+    if runs.len() as u64 > len / MIN_AVERAGE_RUN + 4096 {
+        return Err(MediaError::Inconsistent(
+            "streams interleaved too finely to lay out",
+        ));
+    }
     for plan in &mut streams {
         // A keyframe that ends its stream leaves a cut at the very end: not a cut.
         plan.cuts.retain(|&c| c < plan.len);
@@ -220,7 +228,13 @@ pub fn samples(
     // audio frame, 4 bytes each) become one entry, or an hour of PCM would be 170 million.
     let mut samples: Vec<Placed> = Vec::new();
     let mut counts = vec![Count::default(); tracks.len()];
+    // Every sample declared counts, merged or not, so hostile tables cannot make the walk
+    // long: real samples do not overlap, so a real file has fewer than it has bytes.
+    let mut budget = (MAX_SAMPLES as u64).saturating_add(len);
     let mut push = |s: Sample, stream: usize| -> Result<(), MediaError> {
+        budget = budget.checked_sub(1).ok_or(MediaError::Inconsistent(
+            "more samples than the file has bytes",
+        ))?;
         let c = &mut counts[stream - 1];
         c.samples = c.samples.saturating_add(1);
         c.sync = c.sync.saturating_add(u32::from(s.sync));
@@ -296,7 +310,7 @@ fn describe(brand: FourCc, movie: &Movie, tracks: &[super::Track], counts: &[Cou
             let duration = if t.duration > 0 || samples < 2 {
                 t.duration
             } else {
-                last_time + last_time / u64::from(samples - 1)
+                last_time.saturating_add(last_time / u64::from(samples - 1))
             };
             TrackInfo {
                 id: t.id,

@@ -38,11 +38,13 @@ pub fn run(path: &Path) -> Result<ExitCode> {
     let (presence, _) = presence(&store, &pointer);
     match store.read_manifest(&pointer.id) {
         Ok(m) => {
+            // Distinct chunks' bytes: a media file's pieces may take part of a chunk.
+            let bytes: u64 = m.chunks.iter().map(|c| u64::from(c.len)).sum();
             let n = m.chunks.len().max(1) as u64;
             println!(
                 "chunks:   {} (average {}), FastCDC {}/{}/{}",
                 m.chunks.len(),
-                human(m.size / n),
+                human(bytes / n),
                 human(m.params.min.into()),
                 human(m.params.avg.into()),
                 human(m.params.max.into())

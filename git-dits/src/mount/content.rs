@@ -283,7 +283,7 @@ impl Content {
             let to = (end.min(layout.end(i)) - start) as usize + s.start as usize;
             let bytes = data.get(from..to).ok_or_else(|| {
                 ReadError(format!(
-                    "file {id}: chunk {} is shorter than its manifest says",
+                    "file {id}: chunk {} is shorter than its manifest says; hint: `git dits fsck` in the repository",
                     s.chunk.id
                 ))
             })?;

@@ -188,7 +188,19 @@ impl Session {
             .into_iter()
             .map(|top| Message::PutManifest { top })
             .collect();
-        for answer in self.pipeline(requests, "done")? {
+        let answers = self.pipeline(requests, "done").map_err(|e| match e {
+            // A server from before video-aware chunking refuses version 3 manifests.
+            NetError::Remote { code, message } if message.contains("manifest version") => {
+                NetError::Remote {
+                    code,
+                    message: format!(
+                        "{message}; the Dits server is older than this client: upgrade it, or `git config dits.mp4 false` and add the media files again"
+                    ),
+                }
+            }
+            e => e,
+        })?;
+        for answer in answers {
             if answer != Message::Done {
                 return Err(self.unexpected(&answer, "done"));
             }
