@@ -366,7 +366,8 @@ impl Content {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         for c in wanted {
-            if flights.contains_key(&c.id) || out.iter().any(|o: &ChunkRef| o.id == c.id) {
+            // Also skips a chunk listed twice: its flight was inserted the first time.
+            if flights.contains_key(&c.id) {
                 continue;
             }
             flights.insert(
