@@ -115,7 +115,9 @@ pub fn analyze(
     // would cover a box header.
     let mut box_starts = boxes.iter().map(|b| b.offset).peekable();
     let mut pos = 0u64;
-    let mut last_key_cut: Vec<Option<u64>> = vec![None; streams.len()];
+    // The last forced cut of each video stream; its start counts as one, so a stream that
+    // begins at a keyframe (a trim) is cut the way the original was around that keyframe.
+    let mut last_key_cut: Vec<u64> = vec![0; streams.len()];
     for placed in &samples {
         let s = &placed.sample;
         if s.offset < pos {
@@ -144,10 +146,9 @@ pub fn analyze(
             // Each keyframe starts a chunk, so a trim or a concat at keyframes reuses whole
             // chunks, and a reader can decode a chunk from its first byte.
             let at = streams[stream].len;
-            let far_enough = last_key_cut[stream].map_or(at >= min_chunk, |c| at - c >= min_chunk);
-            if at > 0 && far_enough {
+            if at > 0 && at - last_key_cut[stream] >= min_chunk {
                 streams[stream].cuts.push(at);
-                last_key_cut[stream] = Some(at);
+                last_key_cut[stream] = at;
             }
         }
         // Only a real sample of some size says enough to choose a cut by; runs of tiny
@@ -162,9 +163,9 @@ pub fn analyze(
             // its GOP, and a trim that ends a few frames into a GOP then reuses it, as does a
             // reader that seeks to it.
             let at = streams[stream].len;
-            if last_key_cut[stream].is_none_or(|c| at - c >= min_chunk) {
+            if at - last_key_cut[stream] >= min_chunk {
                 streams[stream].cuts.push(at);
-                last_key_cut[stream] = Some(at);
+                last_key_cut[stream] = at;
             }
         }
         pos = end;
