@@ -68,6 +68,27 @@ pub fn ingest<R: Read, S: ChunkSink>(
     }
 }
 
+/// Names each chunk of `block`, stores the new ones and lists them all in `refs`; the new
+/// chunks and the bytes they added to the store.
+pub(crate) fn store_block<S: ChunkSink>(
+    block: &Block,
+    sink: &mut S,
+    refs: &mut Vec<ChunkRef>,
+) -> Result<(u64, u64), StoreError> {
+    let (mut new_chunks, mut stored) = (0u64, 0u64);
+    for chunk in block.chunks() {
+        let id = ChunkId::of(chunk);
+        let added = sink.put_chunk(id, chunk)?;
+        new_chunks += u64::from(added > 0);
+        stored += added;
+        refs.push(ChunkRef {
+            id,
+            len: chunk.len() as u32,
+        });
+    }
+    Ok((new_chunks, stored))
+}
+
 /// What one pass of [`pipeline`] made.
 pub(crate) struct Chunked {
     pub refs: Vec<ChunkRef>,
@@ -96,16 +117,9 @@ pub(crate) fn pipeline<B: BlockSource, S: ChunkSink>(
                 if hash_whole {
                     hasher.update(&block.data);
                 }
-                for chunk in block.chunks() {
-                    let id = ChunkId::of(chunk);
-                    let added = sink.put_chunk(id, chunk)?;
-                    new_chunks += u64::from(added > 0);
-                    stored += added;
-                    refs.push(ChunkRef {
-                        id,
-                        len: chunk.len() as u32,
-                    });
-                }
+                let (n, bytes) = store_block(&block, sink, &mut refs)?;
+                new_chunks += n;
+                stored += bytes;
                 // The reader may have finished already; then the block is simply freed.
                 let _ = empty_tx.send(block);
             }

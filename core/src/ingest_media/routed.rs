@@ -14,9 +14,8 @@ use std::sync::mpsc;
 use super::cutter::{stream_params, Cutter};
 use super::{read_full, Streams};
 use crate::chunker::{Block, ChunkerParams, BLOCK_SIZE};
-use crate::id::{ChunkId, FileId};
-use crate::ingest::IngestError;
-use crate::manifest::ChunkRef;
+use crate::id::FileId;
+use crate::ingest::{store_block, IngestError};
 use crate::media::layout::CONTAINER;
 use crate::media::{analyze, FileLayout, MediaInfo, Run};
 use crate::progress::Progress;
@@ -72,16 +71,9 @@ pub(super) fn route<R: Read, S: ChunkSink>(
                         let _ = raw_back.send(buf);
                     }
                     Work::Chunks(stream, block) => {
-                        for chunk in block.chunks() {
-                            let id = ChunkId::of(chunk);
-                            let added = sink.put_chunk(id, chunk)?;
-                            new_chunks += u64::from(added > 0);
-                            stored += added;
-                            refs[stream].push(ChunkRef {
-                                id,
-                                len: chunk.len() as u32,
-                            });
-                        }
+                        let (n, bytes) = store_block(&block, sink, &mut refs[stream])?;
+                        new_chunks += n;
+                        stored += bytes;
                         let _ = block_back.send(block);
                     }
                 }
