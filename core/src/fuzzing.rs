@@ -31,7 +31,6 @@ pub fn manifest(data: &[u8]) {
                 },
                 &[data.to_vec()],
             );
-            let _ = crate::manifest::group_chunk_ids(data);
         }
         return;
     };

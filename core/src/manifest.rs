@@ -199,15 +199,6 @@ impl Manifest {
         }
     }
 
-    /// How many spans [`Manifest::spans`] yields.
-    pub fn span_count(&self) -> usize {
-        if self.pieces.is_empty() {
-            self.chunks.len()
-        } else {
-            self.pieces.len()
-        }
-    }
-
     pub fn encode(&self) -> Encoded {
         let sliced = !self.pieces.is_empty() || self.media.is_some();
         let (magic, entry_len) = if sliced {
@@ -457,28 +448,6 @@ impl TopManifest {
     }
 }
 
-/// The chunk ids a group object lists (either kind), for walks that need reachability only.
-pub fn group_chunk_ids(g: &[u8]) -> Result<Vec<ChunkId>, ManifestError> {
-    let entry_len = match g.get(..8) {
-        Some(m) if m == GROUP_MAGIC => ENTRY_LEN,
-        Some(m) if m == PIECE_GROUP_MAGIC => PIECE_ENTRY_LEN,
-        _ => {
-            return Err(ManifestError::Inconsistent(
-                "a group object is not a chunk list",
-            ))
-        }
-    };
-    if g.len() < 12 || g.len() != 12 + (u32_at(g, 8) as usize).saturating_mul(entry_len) {
-        return Err(ManifestError::Inconsistent(
-            "a group's chunk count does not match",
-        ));
-    }
-    Ok(g[12..]
-        .chunks_exact(entry_len)
-        .map(|e| ChunkId(e[..32].try_into().expect("32 bytes")))
-        .collect())
-}
-
 fn checksum(body: &[u8]) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key(CHECKSUM_CONTEXT);
     h.update(body);
@@ -632,10 +601,6 @@ mod tests {
             g[12 + 44..12 + 44 + 32].copy_from_slice(&first);
         })
         .is_err());
-        assert_eq!(
-            group_chunk_ids(&enc.groups[0].1).map(|ids| ids.len()),
-            Ok(enc.refs[0].chunks as usize)
-        );
         assert_eq!(
             top.group_object_len(&top.groups[0]),
             enc.groups[0].1.len() as u64

@@ -85,7 +85,7 @@ impl<S: ChunkSource + ?Sized> Read for ManifestReader<'_, S> {
 /// takes several pieces from each chunk, interleaved with pieces of other tracks' chunks, and
 /// must not read and verify a chunk once per piece.
 #[derive(Default)]
-pub struct RecentChunks {
+struct RecentChunks {
     chunks: VecDeque<(ChunkId, Arc<Vec<u8>>)>,
 }
 
@@ -94,7 +94,7 @@ impl RecentChunks {
     const KEEP: usize = crate::media::info::MAX_TRACKS + 1;
 
     /// The chunk of `span` (from here or read and verified) and the span's range in it.
-    pub fn span<S: ChunkSource + ?Sized>(
+    fn span<S: ChunkSource + ?Sized>(
         &mut self,
         store: &S,
         span: &Span,

@@ -167,7 +167,7 @@ fn predict(path: &Path, params: ChunkerParams) -> Option<FileLayout> {
 
 /// [`ingest_media`] for a stream: spools it to an unnamed temporary file in `spool_dir`
 /// (the store's tmp dir: same disk, gone if we crash), hashing it on the way.
-pub fn ingest_media_stream<R: Read, S: ChunkSink>(
+fn ingest_media_stream<R: Read, S: ChunkSink>(
     mut reader: R,
     spool_dir: &Path,
     params: ChunkerParams,

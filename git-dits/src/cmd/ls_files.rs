@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use dits_core::store::{ChunkSource, DiskStore};
-use dits_core::Pointer;
+use dits_core::{Manifest, Pointer};
 
 use super::{human, quote_path};
 use crate::repo::Repo;
@@ -28,10 +28,11 @@ impl std::fmt::Display for Presence {
     }
 }
 
-/// Presence and chunk count. Checks the indexes only; `fsck` reads and verifies the bytes.
-pub fn presence(store: &DiskStore, pointer: &Pointer) -> (Presence, Option<usize>) {
+/// Presence, and the manifest when it is here. Checks the indexes only; `fsck` reads and
+/// verifies the bytes.
+pub fn presence(store: &DiskStore, pointer: &Pointer) -> (Presence, Option<Manifest>) {
     if pointer.size == 0 {
-        return (Presence::Present, Some(0));
+        return (Presence::Present, None);
     }
     match store.read_manifest(&pointer.id) {
         Err(_) => (Presence::Missing, None),
@@ -42,7 +43,7 @@ pub fn presence(store: &DiskStore, pointer: &Pointer) -> (Presence, Option<usize
                 n if n == m.chunks.len() => Presence::Missing,
                 n => Presence::Partial { missing: n },
             };
-            (p, Some(m.chunks.len()))
+            (p, Some(m))
         }
     }
 }
@@ -58,8 +59,13 @@ pub fn run(rev: Option<&str>, long: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     let store = repo.open_store()?;
     for f in files(&repo, rev)? {
-        let (presence, chunks) = presence(&store, &f.pointer);
+        let (presence, manifest) = presence(&store, &f.pointer);
         if long {
+            let chunks = match &manifest {
+                Some(m) => Some(m.chunks.len()),
+                None if f.pointer.size == 0 => Some(0),
+                None => None,
+            };
             println!(
                 "{:>10}  {}  {:>6} chunks  blob {}  {:<8}  {}",
                 human(f.pointer.size),
@@ -69,11 +75,7 @@ pub fn run(rev: Option<&str>, long: bool) -> Result<ExitCode> {
                 presence.to_string(),
                 quote_path(f.path.as_ref())
             );
-            if let Some(info) = store
-                .read_manifest(&f.pointer.id)
-                .ok()
-                .and_then(|m| m.media)
-            {
+            if let Some(info) = manifest.and_then(|m| m.media) {
                 println!("    media: {}", info.describe());
                 for t in &info.tracks {
                     println!("    track {}: {}", t.id, t.describe());
