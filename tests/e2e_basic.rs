@@ -222,3 +222,88 @@ fn status_after_a_deferred_checkout_does_not_rehash() {
         content(600, 3 << 20)
     );
 }
+
+/// The index learns the written file's stat data straight from Dits: no `git update-index`,
+/// so git does not read the whole file a second time to re-clean it.
+#[test]
+fn deferred_checkout_records_stat_without_recleaning() {
+    let env = Env::new();
+    let repo = env.repo("r", &["*.bin"]);
+    env.git(&repo, &["config", "dits.smudge.inlineLimit", "1m"]);
+    fs::write(repo.join("big.bin"), content(601, 3 << 20)).unwrap();
+    fs::write(repo.join("small.bin"), content(602, 1000)).unwrap();
+    env.commit_all(&repo, "big");
+    fs::remove_file(repo.join("big.bin")).unwrap();
+    // Every git process, the ones Dits runs included, logs its command line to this file.
+    let trace_file = env.path("trace2.json");
+    env.run_ok(
+        env.cmd(&repo, "git")
+            .args(["checkout", "--", "big.bin"])
+            .env("GIT_TRACE2_EVENT", &trace_file),
+    );
+    let trace = fs::read_to_string(&trace_file).unwrap();
+    assert!(
+        trace.contains("post-checkout") && !trace.contains("update-index"),
+        "expected Dits to hydrate without `git update-index`:\n{trace}"
+    );
+    let debug = env.git_stdout(&repo, &["ls-files", "--debug", "big.bin"]);
+    assert!(
+        debug.contains(&format!("size: {}", 3 << 20)),
+        "index entry lacks the real size:\n{debug}"
+    );
+    // Git judges entries not older than the index (to the second) by content: ours must be
+    // older. small.bin may well be racy, and git may re-clean it; never big.bin.
+    let second = |p: &std::path::Path| {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(p).unwrap().mtime()
+    };
+    assert!(second(&repo.join("big.bin")) < second(&repo.join(".git/index")));
+    let out = env.run_ok(
+        env.cmd(&repo, "git")
+            .args(["status", "--porcelain", "--untracked-files=no"])
+            .env("DITS_LOG", "debug"),
+    );
+    assert!(out.stdout.is_empty(), "{}", show(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("path=big.bin"),
+        "git status re-cleaned big.bin:\n{}",
+        show(&out)
+    );
+    assert_eq!(b3(&repo.join("big.bin")), b3_bytes(&content(601, 3 << 20)));
+    // The index is still one git reads whole: the staged blobs are unchanged.
+    env.git(&repo, &["diff", "--cached", "--exit-code"]);
+    env.git(&repo, &["fsck", "--no-progress"]);
+}
+
+/// Indexes with parts the in-place update cannot carry over (split index, version 4,
+/// untracked cache) are re-staged by git instead, and keep those parts.
+#[test]
+fn checkout_keeps_index_features_it_cannot_rewrite() {
+    let env = Env::new();
+    let repo = env.repo("r", &["*.bin"]);
+    env.git(&repo, &["config", "dits.smudge.inlineLimit", "1m"]);
+    fs::write(repo.join("big.bin"), content(603, 2 << 20)).unwrap();
+    env.commit_all(&repo, "big");
+    let cases: [(&[&str], &[u8]); 3] = [
+        (&["update-index", "--index-version", "4"], b"DIRC\0\0\0\x04"),
+        (&["update-index", "--split-index"], b"link"),
+        (&["update-index", "--untracked-cache"], b"UNTR"),
+    ];
+    for (setup, marker) in cases {
+        env.git(&repo, setup);
+        env.git(&repo, &["status", "--porcelain"]);
+        let has = |index: &[u8]| index.windows(marker.len()).any(|w| w == marker);
+        assert!(
+            has(&fs::read(repo.join(".git/index")).unwrap()),
+            "{setup:?}"
+        );
+        fs::remove_file(repo.join("big.bin")).unwrap();
+        env.git(&repo, &["checkout", "--", "big.bin"]);
+        env.assert_clean(&repo);
+        assert_eq!(b3(&repo.join("big.bin")), b3_bytes(&content(603, 2 << 20)));
+        assert!(
+            has(&fs::read(repo.join(".git/index")).unwrap()),
+            "{setup:?}: the checkout dropped it from the index"
+        );
+    }
+}

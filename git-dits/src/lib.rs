@@ -4,6 +4,7 @@ mod cli;
 mod cmd;
 pub mod filter;
 pub mod helper;
+mod index_stat;
 mod mount;
 mod progress;
 pub mod reachable;

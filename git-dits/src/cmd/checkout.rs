@@ -12,6 +12,7 @@ use dits_core::transfer::ensure_local;
 use dits_core::Pointer;
 use dits_filter::{deferred, stat_record};
 
+use crate::index_stat;
 use crate::progress::Bar;
 use crate::repo::Repo;
 use crate::tracked;
@@ -88,26 +89,44 @@ pub fn run(paths: &[PathBuf], only_deferred: bool, quiet: bool) -> Result<ExitCo
     })
 }
 
-/// Re-stages files we rewrote so the index records their real size and times.
+/// Makes the index record the real size and times of files we rewrote.
 ///
 /// Git's index still holds the stat data of the pointer git wrote, and git treats a differing
-/// non-zero size as "modified" without asking the filter, so `update-index --refresh` is not
-/// enough: `update-index -z --stdin` with the paths re-cleans them (giving the same blob) and stores the new
-/// stat data. Only paths whose staged blob *is* the pointer we wrote are re-staged: after
-/// `git stash pop` or `git restore --worktree` the index holds something else, and re-staging
-/// would stage the user's change. Best effort: on failure `git status` is still right, slower.
+/// non-zero size as "modified" without asking the filter. The stat data is written into the
+/// index directly where it can be (see `index_stat`); for the rest, `update-index --refresh` is
+/// not enough, so `update-index -z --stdin` with the paths re-cleans them (giving the same
+/// blob) and stores the new stat data. Only paths whose staged blob *is* the pointer we wrote
+/// are touched: after `git stash pop` or `git restore --worktree` the index holds something
+/// else, and re-staging would stage the user's change. Best effort: on failure `git status` is
+/// still right, slower.
 pub fn restage(repo: &Repo, files: &[(PathBuf, Pointer)]) {
     use std::io::Write;
     use std::os::unix::ffi::OsStrExt;
     let Ok(work_tree) = repo.work_tree() else {
         return;
     };
+    let files: Vec<(PathBuf, Pointer)> = files
+        .iter()
+        .map(|(path, pointer)| {
+            let rel = path.strip_prefix(work_tree).unwrap_or(path);
+            (rel.to_owned(), *pointer)
+        })
+        .collect();
+    let left = match index_stat::record(repo, &files) {
+        Ok(left) => left,
+        Err(e) => {
+            tracing::debug!("index not updated in place, re-staging instead: {e:#}");
+            files.iter().map(|(rel, _)| rel.clone()).collect()
+        }
+    };
+    if left.is_empty() {
+        return;
+    }
     let Ok(index) = repo.repo.open_index() else {
         return;
     };
     let mut paths = Vec::new();
-    for (path, pointer) in files {
-        let rel = path.strip_prefix(work_tree).unwrap_or(path);
+    for (rel, pointer) in files.iter().filter(|(rel, _)| left.contains(rel)) {
         let Some(rel_bytes) = gix::path::os_str_into_bstr(rel.as_os_str()).ok() else {
             continue;
         };
@@ -119,7 +138,7 @@ pub fn restage(repo: &Repo, files: &[(PathBuf, Pointer)]) {
         )
         .ok();
         if staged.is_some() && staged == ours {
-            paths.push(rel.to_owned());
+            paths.push(rel.clone());
         }
     }
     if paths.is_empty() {
