@@ -73,6 +73,7 @@ fn run(mode: Mode) -> Result<()> {
     match mode {
         Mode::Process => {
             let mut handler = DitsHandler::new(config(&repo, false)?)?;
+            widen_pipes();
             let stdin = io::stdin().lock();
             let stdout = BufWriter::with_capacity(128 << 10, io::stdout().lock());
             let served = server::serve(stdin, stdout, &mut handler).context("filter protocol");
@@ -110,4 +111,15 @@ fn one_shot(repo: &Repo, command: Command, path: Option<String>) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// Git's pipes hold 64 KiB by default, so git and the filter hand every pkt-line over with a
+/// wake-up each way. A 1 MiB pipe (the unprivileged limit) lets each side run for longer.
+/// Best effort: a pipe that stays small still works, and stdin may not be a pipe at all.
+#[allow(unsafe_code)]
+fn widen_pipes() {
+    for fd in [0, 1] {
+        // SAFETY: fcntl on our own standard descriptors; it has no memory effects.
+        unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20) };
+    }
 }
