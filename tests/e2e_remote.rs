@@ -188,6 +188,46 @@ fn skip_smudge_clone_then_fetch_and_pull() {
     env.assert_clean(&b);
 }
 
+/// A clone writes a file Dits places itself (above `dits.smudge.inlineLimit`) while its
+/// chunks arrive, and keeps them in the store as well: the result is exact, complete locally
+/// and leaves no temp file.
+#[test]
+fn clone_writes_large_files_while_fetching() {
+    let env = Env::new();
+    let (server, _) = env.logged_in_server("srv");
+    let a = env.repo("a", &["*.bin"]);
+    write_content(&a.join("big.bin"), 71, (5 << 20) + 12_345);
+    write_content(&a.join("small.bin"), 72, 200_000);
+    env.commit_all(&a, "content");
+    let url = server.url("team/film");
+    env.git(&a, &["remote", "add", "origin", &url]);
+    env.git(&a, &["push", "-q", "-u", "origin", "main"]);
+
+    let out = env.run_ok(
+        env.cmd(env.tmp.path(), "git")
+            .args(["clone", "-q", "-c", "dits.smudge.inlineLimit=1m", &url, "b"])
+            .env("DITS_LOG", "debug"),
+    );
+    let log = stderr_of(&out);
+    assert!(
+        log.contains("path=big.bin") && log.contains("written while it was fetched"),
+        "big.bin was not written during the fetch:\n{log}"
+    );
+    let b = env.path("b");
+    same_files(&a, &b, &["big.bin", "small.bin"]);
+    env.assert_clean(&b);
+    let ls = env.dits_stdout(&b, &["ls-files"]);
+    assert!(
+        !ls.contains("missing"),
+        "content is also in the store:\n{ls}"
+    );
+    env.dits(&b, &["fsck"]);
+    let leftovers: Vec<_> = fs::read_dir(b.join(".git/dits/tmp"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
 #[test]
 fn ordinary_git_host_gets_content_through_the_pre_push_hook() {
     let env = Env::new();

@@ -6,6 +6,7 @@
 //! - [`manifest`]: the chunk list that rebuilds a file.
 //! - [`store`]: the crash-safe, multi-writer chunk store in `.git/dits`.
 //! - [`ingest`] / [`reader`] / [`hydrate`]: clean, smudge, and writing work-tree files.
+//! - [`prepared`]: writing a work-tree file while its chunks are fetched.
 
 pub mod chunker;
 #[doc(hidden)]
@@ -17,6 +18,7 @@ pub mod ingest_media;
 pub mod manifest;
 pub mod media;
 pub mod pointer;
+pub mod prepared;
 pub mod progress;
 pub mod reader;
 pub mod span_map;

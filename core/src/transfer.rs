@@ -2,8 +2,11 @@
 //! repository we cloned from (a local-path remote) and, later, when it comes from a server.
 //! Every chunk is verified on read, so a damaged source cannot damage the destination.
 
+use std::path::Path;
+
 use crate::id::FileId;
 use crate::manifest::Manifest;
+use crate::prepared::{Prepared, Preparer};
 use crate::store::{ChunkSink, ChunkSource, DiskStore, StoreError};
 
 /// Copies the manifest of `id` and every chunk it needs that `dest` lacks. Chunks are committed
@@ -36,6 +39,34 @@ pub trait FileSource: Send + Sync {
     fn describe(&self) -> String;
     /// Copies the manifest of `id` and every chunk `local` lacks into `local`, verified.
     fn fetch_into(&self, local: &DiskStore, id: &FileId) -> Result<Manifest, FetchError>;
+
+    /// Like [`FileSource::fetch_into`], and also writes the file's content into a temp file
+    /// in `dir`, ready to replace its pointer. A source that streams chunks writes the file
+    /// as they land (see [`crate::prepared`]); this default reads it back from `local` after.
+    fn fetch_and_prepare(
+        &self,
+        local: &DiskStore,
+        id: &FileId,
+        dir: &Path,
+    ) -> Result<Prepared, FetchError> {
+        let manifest = self.fetch_into(local, id)?;
+        prepare_from(local, manifest, dir).map_err(|e| FetchError::Failed {
+            source_name: self.describe(),
+            retryable: e.is_transient(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The content of `manifest`, all of whose chunks are in `store`, in a temp file in `dir`.
+pub fn prepare_from(
+    store: &DiskStore,
+    manifest: Manifest,
+    dir: &Path,
+) -> Result<Prepared, StoreError> {
+    let preparer =
+        Preparer::create(dir, manifest).map_err(|e| StoreError::io(dir.to_owned(), e))?;
+    preparer.finish(store)
 }
 
 /// Why a source could not provide a file.
@@ -115,19 +146,52 @@ pub fn ensure_local(
     sources: &[std::sync::Arc<dyn FileSource>],
     id: &FileId,
 ) -> Result<Manifest, EnsureError> {
+    from_sources(local, sources, id, Ok, |s| s.fetch_into(local, id))
+}
+
+/// Like [`ensure_local`], and writes the file into a temp file in `dir` on the way (from the
+/// chunks as they are fetched where the source allows), ready to replace its pointer.
+pub fn ensure_prepared(
+    local: &DiskStore,
+    sources: &[std::sync::Arc<dyn FileSource>],
+    id: &FileId,
+    dir: &Path,
+) -> Result<Prepared, EnsureError> {
+    from_sources(
+        local,
+        sources,
+        id,
+        |m| prepare_from(local, m, dir),
+        |s| s.fetch_and_prepare(local, id, dir),
+    )
+}
+
+/// `complete` of the manifest if `local` has all of `id`, else the first source's `fetch`.
+fn from_sources<T>(
+    local: &DiskStore,
+    sources: &[std::sync::Arc<dyn FileSource>],
+    id: &FileId,
+    complete: impl FnOnce(Manifest) -> Result<T, StoreError>,
+    fetch: impl Fn(&dyn FileSource) -> Result<T, FetchError>,
+) -> Result<T, EnsureError> {
     let missing = match local.read_manifest(id) {
         Ok(m) => match m.chunks.iter().find(|c| !local.has_chunk(&c.id)) {
-            None => return Ok(m),
+            None => {
+                return complete(m).map_err(|missing| EnsureError {
+                    missing,
+                    tried: Vec::new(),
+                })
+            }
             Some(c) => StoreError::ChunkMissing { id: c.id },
         },
         Err(e) => e,
     };
     let mut tried = Vec::new();
     for source in sources {
-        match source.fetch_into(local, id) {
-            Ok(m) => {
+        match fetch(source.as_ref()) {
+            Ok(got) => {
                 tracing::debug!("fetched {id} from {}", source.describe());
-                return Ok(m);
+                return Ok(got);
             }
             Err(e @ FetchError::NotThere { .. }) => tracing::debug!("{id}: {e}"),
             Err(e) => {

@@ -1,14 +1,19 @@
 //! Work behind git's `delay` capability: fetching content that is not in the local store runs
 //! on worker threads while git goes on sending other files; git collects the finished ones
 //! with `list_available_blobs` and asks for them again.
+//!
+//! A file Dits will write itself after git (one of at least `dits.smudge.inlineLimit` bytes)
+//! is also written on the way, into a temp file, from the chunks as they land
+//! (`dits_core::prepared`): the fetch and the writing overlap, and nothing is read back.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use dits_core::prepared::Prepared;
 use dits_core::store::DiskStore;
-use dits_core::transfer::{ensure_local, FileSource};
+use dits_core::transfer::{ensure_local, ensure_prepared, FileSource};
 use dits_core::FileId;
 
 #[derive(Default)]
@@ -16,13 +21,21 @@ struct State {
     pending: usize,
     ready: Vec<Vec<u8>>,
     failed: HashMap<Vec<u8>, String>,
+    prepared: HashMap<Vec<u8>, Prepared>,
 }
 
 type Shared = Arc<(Mutex<State>, Condvar)>;
 
+struct Job {
+    path: Vec<u8>,
+    id: FileId,
+    /// Whether to write the file into a temp file while fetching it.
+    prepare: bool,
+}
+
 pub struct Delayer {
     state: Shared,
-    jobs: Option<mpsc::Sender<(Vec<u8>, FileId)>>,
+    jobs: Option<mpsc::Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -39,7 +52,7 @@ impl Delayer {
         threads: usize,
     ) -> Delayer {
         let state: Shared = Arc::default();
-        let (tx, rx) = mpsc::channel::<(Vec<u8>, FileId)>();
+        let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let workers = (0..threads.max(1))
             .map(|_| {
@@ -51,12 +64,32 @@ impl Delayer {
                 );
                 std::thread::spawn(move || loop {
                     let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    let Ok((path, id)) = job else { return };
-                    let result = ensure_local(&store, &sources, &id);
+                    let Ok(Job { path, id, prepare }) = job else {
+                        return;
+                    };
+                    let (prepared, result) = if prepare {
+                        match ensure_prepared(&store, &sources, &id, &store.tmp_dir()) {
+                            Ok(p) => (Some(p), Ok(())),
+                            // The content may have arrived even so (only writing the temp
+                            // file failed): then it is written from the store at the end.
+                            Err(e) => match ensure_local(&store, &[], &id) {
+                                Ok(_) => {
+                                    tracing::debug!("{id}: written from the store later: {e}");
+                                    (None, Ok(()))
+                                }
+                                Err(_) => (None, Err(e)),
+                            },
+                        }
+                    } else {
+                        (None, ensure_local(&store, &sources, &id).map(drop))
+                    };
                     let mut s = lock(&state);
                     s.pending -= 1;
                     if let Err(e) = result {
                         s.failed.insert(path.clone(), e.to_string());
+                    }
+                    if let Some(p) = prepared {
+                        s.prepared.insert(path.clone(), p);
                     }
                     s.ready.push(path);
                     state.1.notify_all();
@@ -70,10 +103,17 @@ impl Delayer {
         }
     }
 
-    pub fn submit(&self, path: Vec<u8>, id: FileId) {
+    /// Fetches `id` for `path`; with `prepare`, also writes it into a temp file on the way
+    /// (see [`Delayer::take_prepared`]).
+    pub fn submit(&self, path: Vec<u8>, id: FileId, prepare: bool) {
         lock(&self.state).pending += 1;
         if let Some(tx) = &self.jobs {
-            if tx.send((path.clone(), id)).is_err() {
+            let job = Job {
+                path: path.clone(),
+                id,
+                prepare,
+            };
+            if tx.send(job).is_err() {
                 let mut s = lock(&self.state);
                 s.pending -= 1;
                 s.failed
@@ -91,6 +131,11 @@ impl Delayer {
             s = self.state.1.wait(s).unwrap_or_else(|p| p.into_inner());
         }
         std::mem::take(&mut s.ready)
+    }
+
+    /// The content of `path` written while it was fetched, if it was.
+    pub fn take_prepared(&self, path: &[u8]) -> Option<Prepared> {
+        lock(&self.state).prepared.remove(path)
     }
 
     /// Why fetching `path` failed, if it did.

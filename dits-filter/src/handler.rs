@@ -10,6 +10,7 @@ use dits_core::chunker::ChunkerParams;
 use dits_core::hydrate::{hydrate_file, Hydrated};
 use dits_core::ingest_media::ingest_any;
 use dits_core::pointer::{Pointer, PointerError, MAX_LEN};
+use dits_core::prepared::Prepared;
 use dits_core::progress::Silent;
 use dits_core::reader::ManifestReader;
 use dits_core::store::{ChunkSource, DiskStore, StoreOptions};
@@ -61,7 +62,8 @@ pub struct DitsHandler {
     /// Pointers of delayed paths: git asks for them again with an empty content.
     delayed: std::collections::HashMap<Vec<u8>, Pointer>,
     journal: Option<Journal>,
-    deferred: Vec<(PathBuf, Pointer)>,
+    /// Files to write after git, with their content if it was written while fetched.
+    deferred: Vec<(PathBuf, Pointer, Option<Prepared>)>,
     /// Files written by `finish`, for the caller to refresh git's index stat data.
     hydrated: Vec<(PathBuf, Pointer)>,
 }
@@ -198,7 +200,11 @@ impl DitsHandler {
                 let (store, sources) = (Arc::clone(&self.store), self.sources());
                 self.delayer
                     .get_or_insert_with(|| Delayer::new(store, sources, threads))
-                    .submit(req.pathname.clone(), pointer.id);
+                    .submit(
+                        req.pathname.clone(),
+                        pointer.id,
+                        pointer.size >= self.config.inline_limit,
+                    );
                 self.delayed.insert(req.pathname.clone(), pointer);
                 return Ok(Response::Delayed);
             }
@@ -217,7 +223,11 @@ impl DitsHandler {
                     tracing::warn!("{path}: cannot record deferred file: {e}");
                 }
             }
-            self.deferred.push((rel, pointer));
+            let prepared = self
+                .delayer
+                .as_ref()
+                .and_then(|d| d.take_prepared(&req.pathname));
+            self.deferred.push((rel, pointer, prepared));
             return Ok(pointer_text());
         }
         Ok(Response::Content(Box::new(ManifestReader::new(
@@ -277,8 +287,21 @@ impl Handler for DitsHandler {
     /// Git has written every file and its index; now write the large ones it left as pointers.
     fn finish(&mut self) -> Result<(), Failure> {
         let mut failed = 0;
-        for (path, pointer) in std::mem::take(&mut self.deferred) {
-            match hydrate_file(&*self.store, &path, &pointer) {
+        for (path, pointer, prepared) in std::mem::take(&mut self.deferred) {
+            let placed = prepared.map(|p| p.place(&path));
+            let written = match placed {
+                Some(Ok(done)) => {
+                    tracing::debug!(path = %path.display(), "placed, written while it was fetched");
+                    Ok(done)
+                }
+                Some(Err(e)) => {
+                    // E.g. the git dir is on another file system: write it the usual way.
+                    tracing::debug!("{e}; writing it from the store");
+                    hydrate_file(&*self.store, &path, &pointer)
+                }
+                None => hydrate_file(&*self.store, &path, &pointer),
+            };
+            match written {
                 Ok(Hydrated::Written) => {
                     if let Some(dir) = &self.config.stat_records {
                         let _ = stat_record::record(dir, &path, &path, &pointer);

@@ -8,7 +8,7 @@ mod discard;
 mod disk;
 mod error;
 pub mod format;
-mod fsio;
+pub(crate) mod fsio;
 mod memory;
 mod writer;
 

@@ -4,16 +4,22 @@
 //! lands, so an interrupted fetch resumes where it stopped.
 
 use std::collections::HashSet;
+use std::path::Path;
 
 use dits_core::manifest::TopManifest;
-use dits_core::progress::Progress;
-use dits_core::store::{ChunkSink, ChunkSource, DiskStore};
+use dits_core::prepared::{Prepared, Preparer};
+use dits_core::progress::{Progress, Silent};
+use dits_core::store::{ChunkSink, ChunkSource, DiskStore, StoreError};
+use dits_core::transfer::prepare_from;
 use dits_core::wire::{Message, MAX_IDS_PER_QUERY};
 use dits_core::{ChunkId, FileId, Manifest};
 use tokio::sync::mpsc;
 
 use super::{Session, BATCH_BYTES};
 use crate::error::NetError;
+
+/// Called with each batch of chunks a fetch has verified and made durable.
+type OnBatch<'a> = dyn FnMut(&[(ChunkId, Vec<u8>)]) -> Result<(), NetError> + Send + 'a;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchStats {
@@ -33,6 +39,34 @@ impl Session {
         ids: &[FileId],
         progress: &dyn Progress,
     ) -> Result<FetchStats, NetError> {
+        Ok(self.fetch_inner(store, ids, progress, None)?.0)
+    }
+
+    /// Makes `id` complete in `store` and writes its content into a temp file in `dir` as the
+    /// chunks land (see `dits_core::prepared`), instead of reading them all back afterwards.
+    pub fn fetch_and_prepare(
+        &self,
+        store: &DiskStore,
+        id: &FileId,
+        dir: &Path,
+    ) -> Result<Prepared, NetError> {
+        let (_, preparer) = self.fetch_inner(store, &[*id], &Silent, Some((id, dir)))?;
+        Ok(match preparer {
+            Some(p) => p.finish(store)?,
+            // It was complete here already.
+            None => prepare_from(store, store.read_manifest(id)?, dir)?,
+        })
+    }
+
+    /// [`Session::fetch_files`], also feeding the file `prepare` names, if any, to a
+    /// [`Preparer`] in its directory batch by batch.
+    fn fetch_inner(
+        &self,
+        store: &DiskStore,
+        ids: &[FileId],
+        progress: &dyn Progress,
+        prepare: Option<(&FileId, &Path)>,
+    ) -> Result<(FetchStats, Option<Preparer>), NetError> {
         // Each manifest is read once. A file whose manifest is here but whose chunks are not
         // (dropped by `git dits prune`, or a version never pushed that shares chunks with one
         // that was) needs only chunks, by id: the server may not know the file at all.
@@ -51,11 +85,21 @@ impl Session {
             ..FetchStats::default()
         };
         if stats.files_fetched == 0 {
-            return Ok(stats);
+            return Ok((stats, None));
         }
         let tops = self.get_tops(&unknown)?;
         let mut listed = HashSet::new();
         manifests.extend(self.complete_tops(store, tops, &mut listed)?);
+        let mut preparer = match prepare {
+            Some((id, dir)) => match manifests.iter().find(|m| m.file_id == *id) {
+                Some(m) => Some(
+                    Preparer::create(dir, m.clone())
+                        .map_err(|e| StoreError::io(dir.to_owned(), e))?,
+                ),
+                None => None,
+            },
+            None => None,
+        };
 
         let chunks: Vec<(ChunkId, u64)> = manifests
             .iter()
@@ -64,7 +108,14 @@ impl Session {
             .map(|c| (c.id, u64::from(c.len)))
             .collect();
         progress.set_total(chunks.iter().map(|(_, len)| len).sum());
-        let (n, bytes) = self.get_chunks(store, chunks, progress)?;
+        let mut feed = |batch: &[(ChunkId, Vec<u8>)]| -> Result<(), NetError> {
+            if let Some(p) = preparer.as_mut() {
+                let fresh = batch.iter().map(|(id, data)| (*id, &data[..])).collect();
+                p.advance(store, &fresh)?;
+            }
+            Ok(())
+        };
+        let (n, bytes) = self.get_chunks(store, chunks, progress, &mut feed)?;
         stats.chunks_fetched = n;
         stats.bytes_fetched = bytes;
 
@@ -72,7 +123,7 @@ impl Session {
         for m in &manifests {
             writer.put_manifest(m)?;
         }
-        Ok(stats)
+        Ok((stats, preparer))
     }
 
     /// The manifest of `id` (top level and groups, each verified), without storing anything
@@ -152,7 +203,7 @@ impl Session {
             .filter(|(g, _)| listed.insert(g.id) && !store.has_chunk(&g.id))
             .map(|(g, len)| (g.id, len))
             .collect();
-        self.get_chunks(store, groups, &dits_core::progress::Silent)?;
+        self.get_chunks(store, groups, &Silent, &mut |_| Ok(()))?;
         let mut out = Vec::with_capacity(tops.len());
         for top in tops {
             let group_bytes = top
@@ -194,12 +245,14 @@ impl Session {
             .collect()
     }
 
-    /// Downloads `wanted` into `store`; returns chunks and bytes received.
+    /// Downloads `wanted` into `store`; returns chunks and bytes received. Each batch, once
+    /// durable, is also handed to `on_batch`, verified.
     fn get_chunks(
         &self,
         store: &DiskStore,
         wanted: Vec<(ChunkId, u64)>,
         progress: &dyn Progress,
+        on_batch: &mut OnBatch<'_>,
     ) -> Result<(u64, u64), NetError> {
         if wanted.is_empty() {
             return Ok((0, 0));
@@ -222,18 +275,19 @@ impl Session {
                     }
                     let mut batch_bytes = 0;
                     chunks += batch.len() as u64;
-                    for (id, data) in batch {
-                        if ChunkId::of(&data) != id {
+                    for (id, data) in &batch {
+                        if ChunkId::of(data) != *id {
                             return Err(NetError::CorruptChunk {
                                 peer: peer.clone(),
-                                id,
+                                id: *id,
                             });
                         }
                         batch_bytes += data.len() as u64;
-                        writer.put_chunk(id, &data)?;
+                        writer.put_chunk(*id, data)?;
                     }
                     writer.commit()?;
                     let _ = durable.send(());
+                    on_batch(&batch)?;
                     bytes += batch_bytes;
                     progress.inc(batch_bytes);
                 }

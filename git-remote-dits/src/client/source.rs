@@ -1,8 +1,10 @@
 //! A Dits server as a [`FileSource`] for the filter and `git dits checkout`: connected on
 //! first need, then shared by every worker thread.
 
+use std::path::Path;
 use std::sync::OnceLock;
 
+use dits_core::prepared::Prepared;
 use dits_core::store::{ChunkSource, DiskStore};
 use dits_core::transfer::{FetchError, FileSource};
 use dits_core::wire::ErrorCode;
@@ -39,21 +41,53 @@ impl FileSource for RemoteSource {
             message,
             retryable,
         };
-        let session = self
-            .session
-            .get_or_init(|| Session::connect(&self.url).map_err(|e| e.to_string()));
-        let session = session.as_ref().map_err(|e| failed(e.clone(), false))?;
+        let session = self.session()?;
         match session.fetch_files(local, &[*id], &dits_core::progress::Silent) {
             Ok(_) => local
                 .read_manifest(id)
                 .map_err(|e| failed(e.to_string(), e.is_transient())),
-            Err(NetError::Remote {
+            Err(e) => Err(self.fetch_error(e)),
+        }
+    }
+
+    fn fetch_and_prepare(
+        &self,
+        local: &DiskStore,
+        id: &FileId,
+        dir: &Path,
+    ) -> Result<Prepared, FetchError> {
+        let session = self.session()?;
+        session
+            .fetch_and_prepare(local, id, dir)
+            .map_err(|e| self.fetch_error(e))
+    }
+}
+
+impl RemoteSource {
+    fn session(&self) -> Result<&Session, FetchError> {
+        self.session
+            .get_or_init(|| Session::connect(&self.url).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|message| FetchError::Failed {
+                source_name: self.describe(),
+                message: message.clone(),
+                retryable: false,
+            })
+    }
+
+    fn fetch_error(&self, e: NetError) -> FetchError {
+        match e {
+            NetError::Remote {
                 code: ErrorCode::NotFound,
                 ..
-            }) => Err(FetchError::NotThere {
+            } => FetchError::NotThere {
                 source_name: self.describe(),
-            }),
-            Err(e) => Err(failed(e.to_string(), e.retryable())),
+            },
+            e => FetchError::Failed {
+                source_name: self.describe(),
+                retryable: e.retryable(),
+                message: e.to_string(),
+            },
         }
     }
 }
