@@ -42,6 +42,7 @@ impl Preparer {
     /// Starts the content of `manifest` in a new temp file in `dir`.
     pub fn create(dir: &Path, manifest: Manifest) -> io::Result<Preparer> {
         fs::create_dir_all(dir)?;
+        remove_abandoned(dir);
         let path = dir.join(format!("prepare-{}", crate::store::unique_temp_suffix()));
         let file = fs::OpenOptions::new()
             .write(true)
@@ -152,6 +153,28 @@ impl Drop for Preparer {
     }
 }
 
+/// A preparer writes its file continuously and a prepared file is placed when git finishes,
+/// so one untouched for this long was left by a process that was killed.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes temp files of killed processes (best effort: another may be deleting them too).
+fn remove_abandoned(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ABANDONED_AFTER);
+        if old && entry.file_name().to_string_lossy().starts_with("prepare-") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A complete, verified file waiting to replace its pointer in the work tree.
 #[derive(Debug)]
 pub struct Prepared {
@@ -240,6 +263,32 @@ mod tests {
         assert_eq!(fs::read(&target)?, data);
         assert_eq!(fs::metadata(&target)?.permissions().mode() & 0o777, 0o755);
         assert_eq!(fs::read_dir(dir.path())?.count(), 1, "no temp file left");
+        Ok(())
+    }
+
+    #[test]
+    fn abandoned_temp_files_go_recent_ones_stay() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (old, recent, other) = (
+            dir.path().join("prepare-old"),
+            dir.path().join("prepare-recent"),
+            dir.path().join("spool-old"),
+        );
+        for p in [&old, &recent, &other] {
+            fs::write(p, b"x")?;
+        }
+        let long_ago = std::time::SystemTime::now() - 2 * ABANDONED_AFTER;
+        for p in [&old, &other] {
+            File::options()
+                .write(true)
+                .open(p)?
+                .set_modified(long_ago)?;
+        }
+        let mut store = MemoryStore::default();
+        let m = ingest(&b"abc"[..], ChunkerParams::default(), &mut store, &Silent)?.manifest;
+        let p = Preparer::create(dir.path(), m)?;
+        assert!(!old.exists() && recent.exists() && other.exists());
+        drop(p);
         Ok(())
     }
 
