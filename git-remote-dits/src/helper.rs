@@ -184,6 +184,9 @@ fn tunnel<R: Read + Send, W: Write + Send>(
                     // Git sent its commands, so it has read the whole advertisement.
                     let advertised = adv_rx.recv().unwrap_or_default();
                     if let Err(why) = before_push(session, &real, &advertised) {
+                        // Said before the reset ends the download side, so that it leaves
+                        // the exit (and the message naming what is missing) to us.
+                        up_done.store(true, std::sync::atomic::Ordering::SeqCst);
                         // Nothing was sent: the server sees a broken stream and moves no ref.
                         let _ = send.reset(1u32.into());
                         return Err(NetError::Auth(why));
