@@ -200,10 +200,7 @@ fn subdirectory_paths_and_closed_stdout() {
 #[test]
 fn status_after_a_deferred_checkout_does_not_rehash() {
     let env = Env::new();
-    let repo = env.repo("r", &["*.bin"]);
-    env.git(&repo, &["config", "dits.smudge.inlineLimit", "1m"]);
-    fs::write(repo.join("big.bin"), content(600, 3 << 20)).unwrap();
-    env.commit_all(&repo, "big");
+    let repo = deferred_repo(&env, 600, 3 << 20);
     fs::remove_file(repo.join("big.bin")).unwrap();
     env.git(&repo, &["checkout", "--", "big.bin"]);
     let out = env.run_ok(
@@ -223,16 +220,24 @@ fn status_after_a_deferred_checkout_does_not_rehash() {
     );
 }
 
+/// A repository where Dits writes files over 1 MiB itself, after git's checkout, with
+/// `big.bin` (`len` bytes of `content(seed, ..)`) committed.
+fn deferred_repo(env: &Env, seed: u64, len: usize) -> std::path::PathBuf {
+    let repo = env.repo("r", &["*.bin"]);
+    env.git(&repo, &["config", "dits.smudge.inlineLimit", "1m"]);
+    fs::write(repo.join("big.bin"), content(seed, len)).unwrap();
+    env.commit_all(&repo, "big");
+    repo
+}
+
 /// The index learns the written file's stat data straight from Dits: no `git update-index`,
 /// so git does not read the whole file a second time to re-clean it.
 #[test]
 fn deferred_checkout_records_stat_without_recleaning() {
     let env = Env::new();
-    let repo = env.repo("r", &["*.bin"]);
-    env.git(&repo, &["config", "dits.smudge.inlineLimit", "1m"]);
-    fs::write(repo.join("big.bin"), content(601, 3 << 20)).unwrap();
+    let repo = deferred_repo(&env, 601, 3 << 20);
     fs::write(repo.join("small.bin"), content(602, 1000)).unwrap();
-    env.commit_all(&repo, "big");
+    env.commit_all(&repo, "small");
     fs::remove_file(repo.join("big.bin")).unwrap();
     // Every git process, the ones Dits runs included, logs its command line to this file.
     let trace_file = env.path("trace2.json");
@@ -280,10 +285,7 @@ fn deferred_checkout_records_stat_without_recleaning() {
 #[test]
 fn checkout_keeps_index_features_it_cannot_rewrite() {
     let env = Env::new();
-    let repo = env.repo("r", &["*.bin"]);
-    env.git(&repo, &["config", "dits.smudge.inlineLimit", "1m"]);
-    fs::write(repo.join("big.bin"), content(603, 2 << 20)).unwrap();
-    env.commit_all(&repo, "big");
+    let repo = deferred_repo(&env, 603, 2 << 20);
     let cases: [(&[&str], &[u8]); 3] = [
         (&["update-index", "--index-version", "4"], b"DIRC\0\0\0\x04"),
         (&["update-index", "--split-index"], b"link"),

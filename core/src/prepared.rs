@@ -59,10 +59,6 @@ impl Preparer {
         })
     }
 
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
     /// Writes the following spans for as long as their chunks are at hand: in `fresh` (bytes
     /// the caller has verified against their ids) or in `store`. Stops at the first chunk
     /// that is in neither, which a later batch will bring.
@@ -179,7 +175,7 @@ fn remove_abandoned(dir: &Path) {
 #[derive(Debug)]
 pub struct Prepared {
     path: PathBuf,
-    pub pointer: Pointer,
+    pointer: Pointer,
 }
 
 impl Prepared {

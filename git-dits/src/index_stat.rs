@@ -33,10 +33,9 @@ use crate::repo::Repo;
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Records the current stat data of each `(work-tree relative path, pointer)` in the index.
-/// Returns the paths it did not record (left to the caller's slower way); an error means
+/// Returns the files it did not record (left to the caller's slower way); an error means
 /// nothing was written.
-pub fn record(repo: &Repo, files: &[(PathBuf, Pointer)]) -> Result<Vec<PathBuf>> {
-    let all = || files.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+pub fn record(repo: &Repo, files: &[(PathBuf, Pointer)]) -> Result<Vec<(PathBuf, Pointer)>> {
     let work_tree = repo.work_tree()?;
     let index_path = repo.repo.index_path();
     let mut lock = gix::lock::File::acquire_to_update_resource(
@@ -58,8 +57,14 @@ pub fn record(repo: &Repo, files: &[(PathBuf, Pointer)]) -> Result<Vec<PathBuf>>
     )
     .with_context(|| format!("reading {}", index_path.display()))?;
     if !rewritable(&index) {
-        return Ok(all());
+        return Ok(files.to_vec());
     }
+    // Git compares whole seconds here unless built with USE_NSEC, which it is not by default:
+    // a file whose mtime is not before this second would be racily clean.
+    let index_second = index_mtime
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| SystemTime::UNIX_EPOCH + Duration::from_secs(d.as_secs()))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let pointer_blob = |p: &Pointer| {
         gix::objs::compute_hash(
             repo.repo.object_hash(),
@@ -75,7 +80,7 @@ pub fn record(repo: &Repo, files: &[(PathBuf, Pointer)]) -> Result<Vec<PathBuf>>
         let entry = key.and_then(|k| index.entry_mut_by_path_and_stage(k, Stage::Unconflicted));
         let stat = match entry {
             Some(entry) if Some(entry.id) == pointer_blob(pointer).ok() => {
-                current_stat(repo, rel, &abs, pointer, index_mtime).map(|stat| (entry, stat))
+                current_stat(repo, rel, &abs, pointer, index_second).map(|stat| (entry, stat))
             }
             _ => None,
         };
@@ -84,7 +89,7 @@ pub fn record(repo: &Repo, files: &[(PathBuf, Pointer)]) -> Result<Vec<PathBuf>>
                 entry.stat = stat;
                 changed = true;
             }
-            None => left.push(rel.clone()),
+            None => left.push((rel.clone(), *pointer)),
         }
     }
     if !changed {
@@ -119,26 +124,21 @@ fn rewritable(index: &gix::index::File) -> bool {
 }
 
 /// The stat data to record for a file Dits wrote, if it is still exactly that file. A file not
-/// older than the index is backdated first (it would be racily clean), and its record renewed.
+/// older than `index_second` is backdated first (it would be racily clean), and its record
+/// renewed.
 fn current_stat(
     repo: &Repo,
     rel: &Path,
     abs: &Path,
     pointer: &Pointer,
-    index_mtime: SystemTime,
+    index_second: SystemTime,
 ) -> Option<Stat> {
     let records = repo.stat_record_dir();
     if stat_record::lookup(&records, rel, abs) != Some(*pointer) {
         return None;
     }
-    let meta = fs::symlink_metadata(abs).ok()?;
-    // Git compares whole seconds here unless built with USE_NSEC, which it is not by default.
-    let index_second = index_mtime
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .ok()?
-        .as_secs();
-    let index_second = SystemTime::UNIX_EPOCH + Duration::from_secs(index_second);
-    if meta.modified().ok()? >= index_second {
+    let mut meta = gix::index::fs::Metadata::from_path_no_follow(abs).ok()?;
+    if meta.modified()? >= index_second {
         let earlier = index_second.checked_sub(Duration::from_secs(1))?;
         fs::File::options()
             .write(true)
@@ -146,7 +146,7 @@ fn current_stat(
             .and_then(|f| f.set_times(FileTimes::new().set_modified(earlier)))
             .ok()?;
         stat_record::record(&records, rel, abs, pointer).ok()?;
+        meta = gix::index::fs::Metadata::from_path_no_follow(abs).ok()?;
     }
-    let meta = gix::index::fs::Metadata::from_path_no_follow(abs).ok()?;
     Stat::from_fs(&meta).ok()
 }

@@ -116,7 +116,7 @@ pub fn restage(repo: &Repo, files: &[(PathBuf, Pointer)]) {
         Ok(left) => left,
         Err(e) => {
             tracing::debug!("index not updated in place, re-staging instead: {e:#}");
-            files.iter().map(|(rel, _)| rel.clone()).collect()
+            files
         }
     };
     if left.is_empty() {
@@ -126,7 +126,7 @@ pub fn restage(repo: &Repo, files: &[(PathBuf, Pointer)]) {
         return;
     };
     let mut paths = Vec::new();
-    for (rel, pointer) in files.iter().filter(|(rel, _)| left.contains(rel)) {
+    for (rel, pointer) in &left {
         let Some(rel_bytes) = gix::path::os_str_into_bstr(rel.as_os_str()).ok() else {
             continue;
         };
