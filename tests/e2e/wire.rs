@@ -4,14 +4,12 @@
 //! is stored, and the server keeps serving real git afterwards.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{b3, write_content, Env};
 use dits_core::wire::{decode_frame, encode_frame, ErrorCode, Message, PROTOCOL_VERSION};
 use dits_core::{ChunkId, FileId};
 use git_remote_dits::tls::{self, Trust};
-use support::{b3, write_content, Env};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -198,7 +196,7 @@ fn chunks_that_do_not_match_their_id_and_incomplete_manifests_are_not_stored() {
 
         // A manifest naming chunks the server never received is refused.
         let mut store = dits_core::store::MemoryStore::default();
-        let data = support::content(9, 300_000);
+        let data = crate::support::content(9, 300_000);
         let m = dits_core::ingest::ingest(
             &data[..],
             dits_core::chunker::ChunkerParams::default(),

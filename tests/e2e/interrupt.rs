@@ -2,12 +2,10 @@
 //! pointer still in place, and a second run finishes the job.
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
-mod support;
-
 use std::fs;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn interrupted_checkout_leaves_no_temp_files() {

@@ -7,12 +7,10 @@
 //! under 256 MiB bounds git + Dits running together under 512 MiB.
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 
-use support::*;
+use crate::support::*;
 
 const LIMIT_KIB: u64 = 256 * 1024;
 

@@ -5,16 +5,14 @@
 //! at once; unmount; and kill -9 followed by a remount.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::server::Server;
-use support::{b3, content, stderr_of, write_content, Env, GITS};
+use crate::support::server::Server;
+use crate::support::{b3, content, stderr_of, write_content, Env, GITS};
 
 /// A mounted folder, unmounted (lazily, so a failing test never leaves it busy) on drop.
 struct Mounted {
@@ -78,7 +76,7 @@ fn make_media(dir: &Path) {
             .current_dir(dir)
             .output()
             .expect("ffmpeg is installed (.ci/setup)");
-        assert!(out.status.success(), "{}", support::show(&out));
+        assert!(out.status.success(), "{}", crate::support::show(&out));
     };
     fs::create_dir_all(dir.join("footage")).unwrap();
     run(&[

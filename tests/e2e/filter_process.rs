@@ -2,12 +2,10 @@
 //! exactly what must come back.
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
-mod support;
-
 use std::io::{Read, Write};
 use std::process::{Child, Stdio};
 
-use support::*;
+use crate::support::*;
 
 fn pkt(payload: &[u8]) -> Vec<u8> {
     let mut v = format!("{:04x}", payload.len() + 4).into_bytes();

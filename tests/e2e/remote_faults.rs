@@ -3,13 +3,11 @@
 //! the batches that were in flight, and nothing stored is lost or damaged.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::server::Server;
-use support::udp_proxy::UdpProxy;
-use support::{b3, stderr_of, write_content, Env};
+use crate::support::server::Server;
+use crate::support::udp_proxy::UdpProxy;
+use crate::support::{b3, stderr_of, write_content, Env};
 
 /// Batches in flight at once: `STREAMS` in git-remote-dits, each of `BATCH_BYTES`.
 const BATCH: u64 = 16 << 20;
@@ -55,7 +53,7 @@ fn push_resumes_after_the_connection_is_cut() {
     assert!(
         !out.status.success(),
         "a cut push fails:\n{}",
-        support::show(&out)
+        crate::support::show(&out)
     );
     assert!(proxy.is_cut());
     let kept = server.bytes("put");
@@ -149,7 +147,7 @@ fn fetch_resumes_after_the_connection_is_cut() {
     let mut fetch = env.cmd(&b, "git");
     fetch.args(["-c", "dits.timeout=2", "dits", "fetch", "-q"]);
     let out = fetch.output().unwrap();
-    assert!(!out.status.success(), "{}", support::show(&out));
+    assert!(!out.status.success(), "{}", crate::support::show(&out));
     let first = server.bytes("get");
     proxy.restore();
     let mut fetch = env.cmd(&b, "git");
@@ -202,7 +200,7 @@ fn server_killed_mid_push_then_restarted_loses_nothing() {
     assert!(
         out.status.success(),
         "server store after a crash:\n{}",
-        support::show(&out)
+        crate::support::show(&out)
     );
     env.git(
         env.tmp.path(),

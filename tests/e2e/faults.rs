@@ -3,15 +3,13 @@
 //! tree, and leave a store that `fsck` passes once the fault is gone.
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const MIB: u64 = 1 << 20;
 

@@ -3,13 +3,11 @@
 //! track/install commands. Every step checks bytes (BLAKE3) and that `git status` is clean.
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 
-use support::*;
+use crate::support::*;
 
 const MIB: u64 = 1 << 20;
 

@@ -2,14 +2,12 @@
 //! per pipeline, so several may work on the same store at once.
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
-mod support;
-
 use std::io::Read;
 use std::path::Path;
 
+use crate::support::*;
 use gix::filter::plumbing::driver::apply::{Delay, MaybeDelayed};
 use gix::filter::plumbing::pipeline::convert::{to_worktree, ToGitOutcome, ToWorktreeOutcome};
-use support::*;
 
 fn clean_with_gix(repo: &gix::Repository, path: &str, data: &[u8]) -> Vec<u8> {
     let (mut pipeline, index) = repo.filter_pipeline(None).unwrap();

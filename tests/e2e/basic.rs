@@ -1,11 +1,9 @@
 //! Track, add, commit, edit, and get every version back byte for byte through real git.
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
-mod support;
-
 use std::fs;
 
-use support::*;
+use crate::support::*;
 
 fn history_round_trip(git: &str) {
     let env = Env::with_git(std::path::Path::new(git));

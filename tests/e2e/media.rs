@@ -12,15 +12,13 @@
 //! the script, its arguments and the ffmpeg version (about 7 s on 2 cores to make).
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use support::*;
+use crate::support::*;
 
 /// Fixture parameters: 20 s at 3 Mbit/s makes ~8 MB H.264 files whose container (moov,
 /// ftyp, mdat header) is ~0.2% of the file, well under the per-edit targets below.

@@ -3,12 +3,10 @@
 //! path, skip-smudge clones, the integrity invariant and authentication refusals.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 
-use support::{b3, stderr_of, stdout_of, write_content, Env, GITS};
+use crate::support::{b3, stderr_of, stdout_of, write_content, Env, GITS};
 
 /// A repository with two tracked media files and a code file, committed.
 fn media_repo(env: &Env, name: &str) -> std::path::PathBuf {
@@ -31,7 +29,7 @@ fn edit_in_place(path: &Path, offset: u64, len: usize, seed: u64) {
     use std::io::{Seek, SeekFrom, Write};
     let mut f = fs::OpenOptions::new().write(true).open(path).unwrap();
     f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(&support::content(seed, len)).unwrap();
+    f.write_all(&crate::support::content(seed, len)).unwrap();
 }
 
 #[test]
@@ -276,7 +274,7 @@ fn ordinary_git_host_gets_content_through_the_pre_push_hook() {
     assert!(
         !out.status.success(),
         "push must fail:\n{}",
-        support::show(&out)
+        crate::support::show(&out)
     );
     assert_eq!(env.git_stdout(&hub, &["rev-parse", "main"]), before);
 
@@ -559,7 +557,7 @@ fn prune_keeps_a_clone_near_one_copy_and_fsck_knows_the_server_has_the_rest() {
     let mut fsck = env.cmd(&b, "git");
     fsck.args(["-c", "dits.timeout=2", "dits", "fsck"]);
     let out = fsck.output().unwrap();
-    assert!(!out.status.success(), "{}", support::show(&out));
+    assert!(!out.status.success(), "{}", crate::support::show(&out));
 }
 
 #[test]

@@ -209,7 +209,7 @@ pub fn pointer_at(env: &Env, dir: &Path, rev_path: &str) -> String {
     env.git_stdout(dir, &["cat-file", "-p", rev_path])
 }
 
-// ---- Helpers for e2e_workflows.rs and e2e_faults.rs (appended; nothing above changed).
+// ---- Helpers for steps whose outcome a test checks itself.
 
 impl Env {
     /// Runs git without asserting the outcome (for steps that are expected to fail).
