@@ -3,10 +3,17 @@
 //! Durability order on `commit`: pack data is fsynced first, then the index that lists it is
 //! written to a temp file, fsynced and renamed into place (then the directory is fsynced).
 //! A crash before the rename leaves bytes no index mentions; readers ignore them.
+//!
+//! A failed write (a full disk, an I/O error) must leave the writer as if the records since
+//! the last commit had never been put, in a process that keeps running: records are written
+//! at explicit offsets (never at the file's cursor, which a short write leaves anywhere), and
+//! a pack that saw an error is retired. Its published prefix stays readable; nothing more is
+//! appended to it, and it is never handed to another writer.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use super::compress::Compressor;
@@ -29,6 +36,8 @@ pub(crate) struct OpenPack {
     buf: Vec<u8>,
     /// Bytes of the pack including `buf`.
     len: u64,
+    /// Bytes of the pack written to the file (`len` minus `buf`).
+    written: u64,
     committed_len: u64,
     /// Bytes up to which writeback has been started.
     writeback_started: u64,
@@ -47,14 +56,17 @@ impl OpenPack {
             .open(&path)
             .map_err(|e| StoreError::io(&path, e))?;
         let header = format::pack_header();
-        file.write_all(&header)
-            .map_err(|e| StoreError::io(&path, e))?;
+        if let Err(e) = file.write_all(&header) {
+            let _ = fs::remove_file(&path);
+            return Err(StoreError::io(&path, e));
+        }
         Ok(OpenPack {
             name,
             path,
             file,
             buf: Vec::with_capacity(WRITE_BUFFER),
             len: header.len() as u64,
+            written: header.len() as u64,
             committed_len: header.len() as u64,
             writeback_started: 0,
             entries: Vec::new(),
@@ -65,8 +77,9 @@ impl OpenPack {
 
     fn flush(&mut self) -> Result<(), StoreError> {
         self.file
-            .write_all(&self.buf)
+            .write_all_at(&self.buf, self.written)
             .map_err(|e| StoreError::io(&self.path, e))?;
+        self.written += self.buf.len() as u64;
         self.buf.clear();
         if self.len - self.writeback_started >= WRITEBACK_STEP {
             super::fsio::start_writeback(&self.file, self.writeback_started, self.len);
@@ -124,16 +137,10 @@ impl<'s> PackWriter<'s> {
     }
 }
 
-impl ChunkSink for PackWriter<'_> {
-    fn has_chunk(&self, id: &ChunkId) -> bool {
-        self.open.as_ref().is_some_and(|p| p.ids.contains(id))
-            || (!self.isolated && self.store.has_chunk(id))
-    }
-
-    fn put_chunk(&mut self, id: ChunkId, data: &[u8]) -> Result<u64, StoreError> {
-        if ChunkSink::has_chunk(self, &id) {
-            return Ok(0);
-        }
+impl PackWriter<'_> {
+    /// Appends one record to the open pack (opening one if needed); publishes the pack when
+    /// it reaches the size limit.
+    fn append(&mut self, id: ChunkId, data: &[u8]) -> Result<u64, StoreError> {
         let compressed = match &mut self.compressor {
             Some(c) => c
                 .compress(data)
@@ -173,13 +180,14 @@ impl ChunkSink for PackWriter<'_> {
         }
         if pack.len >= self.store.options().pack_size_limit {
             // Publish the full pack and start a new one with the next chunk.
-            self.commit()?;
+            self.publish()?;
             self.open = None;
         }
         Ok(added)
     }
 
-    fn commit(&mut self) -> Result<(), StoreError> {
+    /// Makes the records put so far durable, then publishes the index that lists them.
+    fn publish(&mut self) -> Result<(), StoreError> {
         let Some(pack) = self.open.as_mut() else {
             return Ok(());
         };
@@ -199,6 +207,37 @@ impl ChunkSink for PackWriter<'_> {
         self.store.publish(&pack.name)
     }
 
+    /// After a failed write: forgets what was put since the last commit and retires the open
+    /// pack. Its published part stays valid; bytes past it are ignored by readers, and after
+    /// a failed fsync the kernel may no longer say which of them reached the disk, so the
+    /// pack is never appended to again. The next record starts a new pack.
+    fn retire(&mut self) {
+        self.rollback();
+        if let Some(pack) = self.open.take() {
+            if pack.committed == 0 {
+                let _ = fs::remove_file(&pack.path);
+            }
+        }
+    }
+}
+
+impl ChunkSink for PackWriter<'_> {
+    fn has_chunk(&self, id: &ChunkId) -> bool {
+        self.open.as_ref().is_some_and(|p| p.ids.contains(id))
+            || (!self.isolated && self.store.has_chunk(id))
+    }
+
+    fn put_chunk(&mut self, id: ChunkId, data: &[u8]) -> Result<u64, StoreError> {
+        if ChunkSink::has_chunk(self, &id) {
+            return Ok(0);
+        }
+        self.append(id, data).inspect_err(|_| self.retire())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.publish().inspect_err(|_| self.retire())
+    }
+
     fn rollback(&mut self) {
         let Some(pack) = self.open.as_mut() else {
             return;
@@ -208,8 +247,10 @@ impl ChunkSink for PackWriter<'_> {
         }
         pack.buf.clear();
         pack.len = pack.committed_len;
+        pack.written = pack.committed_len;
         pack.writeback_started = pack.writeback_started.min(pack.committed_len);
-        // Trimming is tidiness, not safety: untrimmed bytes are past the index and ignored.
+        // Trimming is tidiness, not safety: untrimmed bytes are past the index and ignored,
+        // and the next record is written at `len` whatever the file's size.
         let _ = pack.file.set_len(pack.committed_len);
     }
 
