@@ -69,6 +69,13 @@ pub fn init_interrupt() {
     });
 }
 
+/// Makes Dits, and every git it runs, see the real objects: a replace ref (`git replace A B`)
+/// must not hide from a push's upload, the server's check, `status` or `fsck` the content a
+/// commit really references. Called first thing in main, before any thread exists.
+pub fn real_objects_only() {
+    std::env::set_var("GIT_NO_REPLACE_OBJECTS", "1");
+}
+
 /// Restores the default SIGPIPE action (Rust ignores it), so `git dits ls-files | head` ends
 /// quietly like any Unix tool instead of panicking on a closed stdout. Not for dits-filter,
 /// whose pipe errors are protocol errors handled in code.

@@ -5,28 +5,31 @@
 //! - [`pointer`]: the small text Git stores instead of a tracked file.
 //! - [`manifest`]: the chunk list that rebuilds a file.
 //! - [`store`]: the crash-safe, multi-writer chunk store in `.git/dits`.
-//! - [`ingest`] / [`reader`] / [`hydrate`]: clean, smudge, and writing work-tree files.
-//! - [`prepared`]: writing a work-tree file while its chunks are fetched.
+//! - [`ingest`] / [`reader`] / [`worktree`]: clean, smudge, and writing work-tree files;
+//!   [`rebuild`]: the one check of rebuilt content against its id.
+//! - [`source`] / [`transfer`]: where missing content comes from, and fetching it.
 
 pub mod chunker;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod hydrate;
 pub mod id;
 pub mod ingest;
 pub mod ingest_media;
 pub mod manifest;
 pub mod media;
+pub mod pktline;
 pub mod pointer;
-pub mod prepared;
 pub mod progress;
 pub mod reader;
+pub mod rebuild;
+pub mod source;
 pub mod span_map;
 pub mod store;
 #[cfg(test)]
 mod test_data;
 pub mod transfer;
 pub mod wire;
+pub mod worktree;
 
 pub use id::{ChunkId, FileId};
 pub use manifest::Manifest;

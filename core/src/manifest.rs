@@ -286,45 +286,14 @@ impl Manifest {
         if groups.len() != top.groups.len() {
             return Err(ManifestError::Inconsistent("wrong number of groups"));
         }
-        let (magic, entry_len) = if top.sliced {
-            (PIECE_GROUP_MAGIC, PIECE_ENTRY_LEN)
-        } else {
-            (GROUP_MAGIC, ENTRY_LEN)
-        };
         let mut chunks = Vec::new();
         let mut pieces = Vec::new();
         let mut index: HashMap<ChunkId, u32> = HashMap::new();
         for (r, g) in top.groups.iter().zip(groups) {
-            if g.len() < 12 || &g[..8] != magic {
-                return Err(ManifestError::Inconsistent(
-                    "a group object is not a chunk list",
-                ));
-            }
-            let n = u32_at(g, 8) as usize;
-            if n != r.chunks as usize || g.len() != 12 + n.saturating_mul(entry_len) {
-                return Err(ManifestError::Inconsistent(
-                    "a group's chunk count does not match",
-                ));
-            }
-            let mut bytes = 0u64;
-            for e in g[12..].chunks_exact(entry_len) {
-                let chunk = ChunkRef {
-                    id: ChunkId(e[..32].try_into().expect("32 bytes")),
-                    len: u32_at(e, 32),
-                };
-                if chunk.len == 0 || chunk.len > top.params.max {
-                    return Err(ManifestError::Inconsistent("chunk length out of bounds"));
-                }
+            for (chunk, start, len) in top.group_entries(r, g)? {
                 if !top.sliced {
-                    bytes += u64::from(chunk.len);
                     chunks.push(chunk);
                     continue;
-                }
-                let (start, len) = (u32_at(e, 36), u32_at(e, 40));
-                if len == 0 || u64::from(start) + u64::from(len) > u64::from(chunk.len) {
-                    return Err(ManifestError::Inconsistent(
-                        "a piece lies outside its chunk",
-                    ));
                 }
                 let i = *index.entry(chunk.id).or_insert_with(|| {
                     chunks.push(chunk);
@@ -335,17 +304,11 @@ impl Manifest {
                         "one chunk listed with two lengths",
                     ));
                 }
-                bytes += u64::from(len);
                 pieces.push(Piece {
                     chunk: i,
                     start,
                     len,
                 });
-            }
-            if bytes != r.bytes {
-                return Err(ManifestError::Inconsistent(
-                    "a group's byte length does not match",
-                ));
             }
         }
         Ok(Manifest {
@@ -435,6 +398,61 @@ impl TopManifest {
             sliced,
             media,
         })
+    }
+
+    /// The entries of group `r`'s object `g` (verified against its id by the caller): each
+    /// chunk with the slice of it the file uses (the whole chunk unless the manifest is
+    /// sliced). Checks the entry count, lengths and byte total against the top level.
+    pub fn group_entries(
+        &self,
+        r: &GroupRef,
+        g: &[u8],
+    ) -> Result<Vec<(ChunkRef, u32, u32)>, ManifestError> {
+        let (magic, entry_len) = if self.sliced {
+            (PIECE_GROUP_MAGIC, PIECE_ENTRY_LEN)
+        } else {
+            (GROUP_MAGIC, ENTRY_LEN)
+        };
+        if g.len() < 12 || &g[..8] != magic {
+            return Err(ManifestError::Inconsistent(
+                "a group object is not a chunk list",
+            ));
+        }
+        let n = u32_at(g, 8) as usize;
+        if n != r.chunks as usize || g.len() != 12 + n.saturating_mul(entry_len) {
+            return Err(ManifestError::Inconsistent(
+                "a group's chunk count does not match",
+            ));
+        }
+        let mut out = Vec::with_capacity(n);
+        let mut bytes = 0u64;
+        for e in g[12..].chunks_exact(entry_len) {
+            let chunk = ChunkRef {
+                id: ChunkId(e[..32].try_into().expect("32 bytes")),
+                len: u32_at(e, 32),
+            };
+            if chunk.len == 0 || chunk.len > self.params.max {
+                return Err(ManifestError::Inconsistent("chunk length out of bounds"));
+            }
+            let (start, len) = if self.sliced {
+                (u32_at(e, 36), u32_at(e, 40))
+            } else {
+                (0, chunk.len)
+            };
+            if len == 0 || u64::from(start) + u64::from(len) > u64::from(chunk.len) {
+                return Err(ManifestError::Inconsistent(
+                    "a piece lies outside its chunk",
+                ));
+            }
+            bytes += u64::from(len);
+            out.push((chunk, start, len));
+        }
+        if bytes != r.bytes {
+            return Err(ManifestError::Inconsistent(
+                "a group's byte length does not match",
+            ));
+        }
+        Ok(out)
     }
 
     /// The size of group `g`'s object (its header and one entry per chunk or piece).

@@ -7,18 +7,20 @@ pub trait Progress: Sync {
     fn set_total(&self, _total: u64) {}
     fn inc(&self, _delta: u64) {}
     fn set_message(&self, _message: &str) {}
-    /// Long loops poll this and stop cleanly (Ctrl-C).
+    /// Long loops poll this and stop cleanly (Ctrl-C): the process-wide flag, unless an
+    /// implementation knows better.
     fn interrupted(&self) -> bool {
-        false
+        interrupted()
     }
 }
 
-/// Shows nothing and is never interrupted.
+/// Shows nothing.
 pub struct Silent;
 
 impl Progress for Silent {}
 
-/// A process-wide interrupt flag a binary sets from its signal handler.
+/// The process-wide interrupt flag a binary sets from its signal handler; read it through
+/// [`Progress::interrupted`] where a progress is at hand.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub fn interrupted() -> bool {

@@ -6,18 +6,23 @@ use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::id::{ChunkId, FileId};
+use crate::id::ChunkId;
 use crate::manifest::{Manifest, Span};
+use crate::rebuild::WholeFile;
 use crate::span_map::SpanMap;
 use crate::store::{ChunkSource, StoreError};
 
+/// The content of a file as a `Read`, verified: each chunk against its id as it is read, the
+/// whole content against the file id at the end (a mismatch is the last read's error, after
+/// which git discards what it got). Take the manifest from [`crate::rebuild::manifest_for`],
+/// which has checked its size against the pointer.
 pub struct ManifestReader<'a, S: ChunkSource + ?Sized> {
     store: &'a S,
     manifest: Manifest,
     next: usize,
     recent: RecentChunks,
     current: Option<(Arc<Vec<u8>>, Range<usize>)>,
-    hasher: blake3::Hasher,
+    check: Option<WholeFile>,
     finished: bool,
 }
 
@@ -25,12 +30,12 @@ impl<'a, S: ChunkSource + ?Sized> ManifestReader<'a, S> {
     pub fn new(store: &'a S, manifest: Manifest) -> Self {
         ManifestReader {
             store,
-            manifest,
             next: 0,
             recent: RecentChunks::default(),
             current: None,
-            hasher: blake3::Hasher::new(),
+            check: Some(WholeFile::new(&manifest)),
             finished: false,
+            manifest,
         }
     }
 
@@ -43,18 +48,19 @@ impl<'a, S: ChunkSource + ?Sized> ManifestReader<'a, S> {
             return Ok(false);
         };
         let (data, range) = self.recent.span(self.store, &span, &self.manifest)?;
-        self.hasher.update(&data[range.clone()]);
+        if let Some(check) = &mut self.check {
+            check.update(&data[range.clone()]).map_err(into_io)?;
+        }
         self.current = Some((data, range));
         self.next += 1;
         Ok(true)
     }
 
     fn verify_whole(&mut self) -> io::Result<()> {
-        let got = FileId(*self.hasher.finalize().as_bytes());
-        if got != self.manifest.file_id {
-            return Err(whole_file_mismatch(&self.manifest));
+        match self.check.take() {
+            Some(check) => check.finish().map_err(into_io),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -112,10 +118,18 @@ impl RecentChunks {
             return Err(io::Error::other("interrupted by the user"));
         }
         let data = store.read_chunk(&span.chunk.id).map_err(into_io)?;
-        let data = Arc::new(check_len(data, span.chunk.len, &span.chunk.id, manifest)?);
-        if range.end > data.len() {
-            return Err(whole_file_mismatch(manifest));
+        if data.len() != span.chunk.len as usize || range.end > data.len() {
+            return Err(into_io(StoreError::ContentMismatch {
+                id: manifest.file_id,
+                reason: format!(
+                    "needs chunk {} to have {} bytes, and it has {}",
+                    span.chunk.id,
+                    span.chunk.len,
+                    data.len()
+                ),
+            }));
         }
+        let data = Arc::new(data);
         self.chunks.push_front((span.chunk.id, Arc::clone(&data)));
         self.chunks.truncate(Self::KEEP);
         Ok((data, range))
@@ -187,49 +201,49 @@ pub fn copy_prefetched<S: ChunkSource + ?Sized, W: Write>(
                 }
             }
         });
-        let mut hasher = blake3::Hasher::new();
+        let mut check = WholeFile::new(manifest);
         let mut total = 0u64;
         for piece in rx {
             let (data, range) = piece?;
             let bytes = &data[range];
-            hasher.update(bytes);
+            check.update(bytes).map_err(into_io)?;
             out.write_all(bytes)?;
             total += bytes.len() as u64;
         }
-        if total != manifest.size || hasher.finalize().as_bytes() != manifest.file_id.as_bytes() {
-            return Err(whole_file_mismatch(manifest));
-        }
+        check.finish().map_err(into_io)?;
         Ok(total)
     })
 }
 
-fn check_len(data: Vec<u8>, len: u32, id: &crate::ChunkId, m: &Manifest) -> io::Result<Vec<u8>> {
-    if data.len() != len as usize {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "chunk {id} has {} bytes but the manifest of {} says {len}",
-                data.len(),
-                m.file_id
-            ),
-        ));
-    }
-    Ok(data)
+/// Writes the content `pointer` names to `out` (one-shot smudge, `git dits cat`), after
+/// checking the manifest's size against the pointer.
+pub fn stream_to<S: ChunkSource + ?Sized, W: Write>(
+    store: &S,
+    pointer: &crate::pointer::Pointer,
+    out: &mut W,
+) -> Result<u64, StoreError> {
+    let manifest = crate::rebuild::manifest_for(store, pointer)?;
+    copy_prefetched(store, &manifest, out).map_err(|e| from_io(e, std::path::Path::new("<output>")))
 }
 
-fn whole_file_mismatch(m: &Manifest) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!(
-            "content rebuilt for {} does not hash to its id; the manifest is wrong; hint: run `git dits fsck --repair` and re-add the file",
-            m.file_id
-        ),
-    )
-}
-
-/// Keeps the store error's message (it names the chunk and the hint) through `io::Error`.
+/// Keeps the store error (it names the chunk and the hint) through `io::Error`; see
+/// [`from_io`] to get it back.
 pub fn into_io(e: StoreError) -> io::Error {
     io::Error::other(e)
+}
+
+/// The store error an `io::Error` from this module carries, or the I/O error itself (named
+/// by `what`) when it is a plain write or read failure.
+pub fn from_io(e: io::Error, what: &std::path::Path) -> StoreError {
+    if !e.get_ref().is_some_and(|inner| inner.is::<StoreError>()) {
+        return StoreError::io(what, e);
+    }
+    let inner = e
+        .into_inner()
+        .expect("checked above that it has an inner error");
+    *inner
+        .downcast::<StoreError>()
+        .expect("checked above that it is a StoreError")
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
 
 use dits_core::chunker::ChunkerParams;
 use dits_core::ingest::ingest;
@@ -261,7 +262,7 @@ fn damaged_index_and_manifest_are_named() -> Result {
         damaged[0]
     );
     assert!(!store.has_chunk(&m.chunks[0].id));
-    assert_eq!(store.rebuild_damaged_indexes()?, 1);
+    assert_eq!(store.repair_packs(Duration::ZERO)?.indexes_rebuilt, 1);
     assert!(store.damaged_indexes().is_empty());
     for c in &m.chunks {
         assert_eq!(ChunkId::of(&store.read_chunk(&c.id)?), c.id);
@@ -297,17 +298,21 @@ fn successive_writers_share_one_pack() -> Result {
     Ok(())
 }
 
-/// A pack whose header was overwritten is reported as damaged, not read from.
+/// A pack whose header was overwritten is reported as damaged, but its intact records stay
+/// readable, and repair copies them into a sound pack: nothing readable is lost.
 #[test]
-fn damaged_pack_header_is_reported() -> Result {
+fn damaged_pack_header_is_reported_and_repaired_without_loss() -> Result {
     let dir = tempfile::tempdir()?;
     let store = DiskStore::open(dir.path(), StoreOptions::default())?;
-    ingest(
-        &noise(9, 300_000)[..],
+    let data = noise(9, 300_000);
+    let id = ingest(
+        &data[..],
         ChunkerParams::default(),
         &mut store.writer()?,
         &Silent,
-    )?;
+    )?
+    .manifest
+    .file_id;
     let info = store.pack_infos()?.remove(0);
     let mut f = OpenOptions::new().write(true).open(&info.data_path)?;
     f.write_all(b"NOTAPACK")?;
@@ -316,5 +321,40 @@ fn damaged_pack_header_is_reported() -> Result {
     let damaged = store.damaged_indexes();
     assert_eq!(damaged.len(), 1, "{damaged:?}");
     assert!(damaged[0].contains("header"), "{}", damaged[0]);
+    assert_eq!(read_back(&store, &id)?, data, "records are still readable");
+    let report = store.repair_packs(Duration::ZERO)?;
+    assert_eq!(report.headers_repaired, 1, "{report:?}");
+    assert!(store.damaged_indexes().is_empty());
+    let reopened = DiskStore::open(dir.path(), StoreOptions::default())?;
+    assert!(reopened.damaged_indexes().is_empty());
+    assert_eq!(read_back(&reopened, &id)?, data);
+    Ok(())
+}
+
+/// A deleted index is rebuilt from the pack's records; a young orphan (another process may
+/// still be writing it) is left alone.
+#[test]
+fn a_missing_index_is_rebuilt_from_the_records() -> Result {
+    let dir = tempfile::tempdir()?;
+    let store = DiskStore::open(dir.path(), StoreOptions::default())?;
+    let data = noise(10, 900_000);
+    let id = ingest(
+        &data[..],
+        ChunkerParams::default(),
+        &mut store.writer()?,
+        &Silent,
+    )?
+    .manifest
+    .file_id;
+    let info = store.pack_infos()?.remove(0);
+    fs::remove_file(info.data_path.with_extension("idx"))?;
+    let store = DiskStore::open(dir.path(), StoreOptions::default())?;
+    assert!(read_back(&store, &id).is_err());
+    let young = store.repair_packs(Duration::from_secs(3600))?;
+    assert_eq!((young.orphans_indexed, young.orphans_too_young), (0, 1));
+    let report = store.repair_packs(Duration::ZERO)?;
+    assert_eq!(report.orphans_indexed, 1, "{report:?}");
+    assert!(report.chunks_recovered > 3);
+    assert_eq!(read_back(&store, &id)?, data);
     Ok(())
 }

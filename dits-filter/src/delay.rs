@@ -11,10 +11,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use dits_core::prepared::Prepared;
+use dits_core::source::ContentSource;
 use dits_core::store::DiskStore;
-use dits_core::transfer::{ensure_local, ensure_prepared, FileSource};
-use dits_core::FileId;
+use dits_core::transfer::{ensure_local, ensure_prepared};
+use dits_core::worktree::Prepared;
+use dits_core::Pointer;
 
 #[derive(Default)]
 struct State {
@@ -28,7 +29,7 @@ type Shared = Arc<(Mutex<State>, Condvar)>;
 
 struct Job {
     path: Vec<u8>,
-    id: FileId,
+    pointer: Pointer,
     /// Whether to write the file into a temp file while fetching it.
     prepare: bool,
 }
@@ -48,7 +49,7 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
 impl Delayer {
     pub fn new(
         store: Arc<DiskStore>,
-        sources: Arc<Vec<Arc<dyn FileSource>>>,
+        sources: Arc<Vec<Arc<dyn ContentSource>>>,
         threads: usize,
     ) -> Delayer {
         let state: Shared = Arc::default();
@@ -64,24 +65,32 @@ impl Delayer {
                 );
                 std::thread::spawn(move || loop {
                     let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    let Ok(Job { path, id, prepare }) = job else {
+                    let Ok(Job {
+                        path,
+                        pointer,
+                        prepare,
+                    }) = job
+                    else {
                         return;
                     };
                     let (prepared, result) = if prepare {
-                        match ensure_prepared(&store, &sources, &id, &store.tmp_dir()) {
+                        match ensure_prepared(&store, &sources, &pointer, &store.tmp_dir()) {
                             Ok(p) => (Some(p), Ok(())),
                             // The content may have arrived even so (only writing the temp
                             // file failed): then it is written from the store at the end.
-                            Err(e) => match ensure_local(&store, &[], &id) {
+                            Err(e) => match ensure_local(&store, &[], &pointer) {
                                 Ok(_) => {
-                                    tracing::debug!("{id}: written from the store later: {e}");
+                                    tracing::debug!(
+                                        "{}: written from the store later: {e}",
+                                        pointer.id
+                                    );
                                     (None, Ok(()))
                                 }
                                 Err(_) => (None, Err(e)),
                             },
                         }
                     } else {
-                        (None, ensure_local(&store, &sources, &id).map(drop))
+                        (None, ensure_local(&store, &sources, &pointer).map(drop))
                     };
                     let mut s = lock(&state);
                     s.pending -= 1;
@@ -103,14 +112,14 @@ impl Delayer {
         }
     }
 
-    /// Fetches `id` for `path`; with `prepare`, also writes it into a temp file on the way
-    /// (see [`Delayer::take_prepared`]).
-    pub fn submit(&self, path: Vec<u8>, id: FileId, prepare: bool) {
+    /// Fetches `pointer`'s content for `path`; with `prepare`, also writes it into a temp
+    /// file on the way (see [`Delayer::take_prepared`]).
+    pub fn submit(&self, path: Vec<u8>, pointer: Pointer, prepare: bool) {
         lock(&self.state).pending += 1;
         if let Some(tx) = &self.jobs {
             let job = Job {
                 path: path.clone(),
-                id,
+                pointer,
                 prepare,
             };
             if tx.send(job).is_err() {
@@ -136,6 +145,17 @@ impl Delayer {
     /// The content of `path` written while it was fetched, if it was.
     pub fn take_prepared(&self, path: &[u8]) -> Option<Prepared> {
         lock(&self.state).prepared.remove(path)
+    }
+
+    /// Every failure so far, `(path, why)`, without taking them.
+    pub fn failures(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = lock(&self.state)
+            .failed
+            .iter()
+            .map(|(p, why)| (String::from_utf8_lossy(p).into_owned(), why.clone()))
+            .collect();
+        out.sort();
+        out
     }
 
     /// Why fetching `path` failed, if it did.

@@ -7,20 +7,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dits_core::chunker::ChunkerParams;
-use dits_core::hydrate::{hydrate_file, Hydrated};
 use dits_core::ingest_media::ingest_any;
 use dits_core::pointer::{Pointer, PointerError, MAX_LEN};
-use dits_core::prepared::Prepared;
 use dits_core::progress::Silent;
 use dits_core::reader::ManifestReader;
-use dits_core::store::{ChunkSource, DiskStore, StoreOptions};
-use dits_core::transfer::{ensure_local, FileSource};
+use dits_core::rebuild::manifest_for;
+use dits_core::source::ContentSource;
+use dits_core::store::{ChunkSource, DiskStore, StoreError, StoreOptions};
+use dits_core::transfer::ensure_local;
+use dits_core::worktree::{hydrate_file, stat_record, Hydrated, Prepared};
 
 use crate::deferred::Journal;
 use crate::delay::Delayer;
 use crate::server::{Capability, Command, Failure, Handler, Request, Response};
 use crate::spool::Spool;
-use crate::stat_record;
 
 /// Everything the filter needs to know, resolved by the caller from the repository.
 #[derive(Debug, Clone)]
@@ -41,11 +41,14 @@ pub struct FilterConfig {
     pub sources: Sources,
     /// Where records of files Dits wrote are kept (see `stat_record`).
     pub stat_records: Option<PathBuf>,
+    /// `dits.skipDownloadErrors`: a file whose content cannot be had is left as its pointer
+    /// (and listed at the end) instead of failing the checkout.
+    pub skip_download_errors: bool,
 }
 
 /// Sources of missing content, each opened (or connected) only when first asked.
 #[derive(Clone, Default)]
-pub struct Sources(pub Arc<Vec<Arc<dyn FileSource>>>);
+pub struct Sources(pub Arc<Vec<Arc<dyn ContentSource>>>);
 
 impl std::fmt::Debug for Sources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,6 +69,8 @@ pub struct DitsHandler {
     deferred: Vec<(PathBuf, Pointer, Option<Prepared>)>,
     /// Files written by `finish`, for the caller to refresh git's index stat data.
     hydrated: Vec<(PathBuf, Pointer)>,
+    /// Files whose content could not be had, with why (left as pointers, or failed).
+    unavailable: Vec<(String, String)>,
 }
 
 impl DitsHandler {
@@ -79,6 +84,7 @@ impl DitsHandler {
             delayed: std::collections::HashMap::new(),
             deferred: Vec::new(),
             hydrated: Vec::new(),
+            unavailable: Vec::new(),
         })
     }
 
@@ -153,7 +159,7 @@ impl DitsHandler {
         let mut spool = Spool::new(&self.store.tmp_dir());
         io::copy(input, &mut spool)
             .map_err(|e| Failure::Error(format!("{path}: reading blob from git: {e}")))?;
-        let redelivery = match spool.small_bytes() {
+        let redelivery: Option<Pointer> = match spool.small_bytes() {
             Some([]) => self.delayed.remove(&req.pathname),
             _ => None,
         };
@@ -183,13 +189,19 @@ impl DitsHandler {
             .as_ref()
             .and_then(|d| d.take_failure(&req.pathname))
         {
-            return Ok(self.leave_pointer(&path, &pointer, &why));
+            return self.unavailable(path, &pointer, why);
         }
-        let local = self
-            .store
-            .read_manifest(&pointer.id)
-            .ok()
-            .filter(|m| m.chunks.iter().all(|c| self.store.has_chunk(&c.id)));
+        let local = match manifest_for(&*self.store, &pointer) {
+            Ok(m) if m.chunks.iter().all(|c| self.store.has_chunk(&c.id)) => Some(m),
+            Ok(_) | Err(StoreError::ManifestMissing { .. }) => None,
+            // A manifest that does not fit the pointer (or does not decode) is never used.
+            Err(e) => return Err(Failure::Error(format!("{path}: {e}"))),
+        };
+        // Only a checkout writes into the work tree, and only git's checkout offers to delay
+        // (and asks again, without the offer, for what it delayed): every other caller (`git
+        // archive`, `cat-file --filters`, `checkout-index --prefix`, a diff of a temp copy)
+        // gets the content itself, through git's pipe. See docs/filter-protocol.md.
+        let checkout = req.can_delay || redelivery.is_some();
         let manifest = match local {
             Some(m) => m,
             None if req.can_delay && !self.config.sources.0.is_empty() => {
@@ -202,7 +214,7 @@ impl DitsHandler {
                     .get_or_insert_with(|| Delayer::new(store, sources, threads))
                     .submit(
                         req.pathname.clone(),
-                        pointer.id,
+                        pointer,
                         pointer.size >= self.config.inline_limit,
                     );
                 self.delayed.insert(req.pathname.clone(), pointer);
@@ -210,13 +222,13 @@ impl DitsHandler {
             }
             None => {
                 let sources = self.sources();
-                match ensure_local(&self.store, &sources, &pointer.id) {
+                match ensure_local(&self.store, &sources, &pointer) {
                     Ok(m) => m,
-                    Err(e) => return Ok(self.leave_pointer(&path, &pointer, &e.to_string())),
+                    Err(e) => return self.unavailable(path, &pointer, e.to_string()),
                 }
             }
         };
-        if pointer.size >= self.config.inline_limit {
+        if checkout && pointer.size >= self.config.inline_limit {
             let rel = PathBuf::from(bytes_to_os(&req.pathname));
             if let Some(j) = &mut self.journal {
                 if let Err(e) = j.record(&rel, &pointer) {
@@ -230,15 +242,35 @@ impl DitsHandler {
             self.deferred.push((rel, pointer, prepared));
             return Ok(pointer_text());
         }
-        Ok(Response::Content(Box::new(ManifestReader::new(
-            &*self.store,
-            manifest,
-        ))))
+        Ok(Response::Content(Box::new(ForgetWrong {
+            inner: ManifestReader::new(&*self.store, manifest),
+            store: &self.store,
+        })))
+    }
+}
+
+/// Smudge's content, which forgets the local manifest if the content it rebuilt does not
+/// hash to its id (so the next checkout fetches it again instead of failing forever).
+struct ForgetWrong<'a> {
+    inner: ManifestReader<'a, DiskStore>,
+    store: &'a DiskStore,
+}
+
+impl Read for ForgetWrong<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            let wrong = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<StoreError>());
+            if let Some(StoreError::ContentMismatch { id, .. }) = wrong {
+                let _ = self.store.remove_manifest(id);
+            }
+        })
     }
 }
 
 impl DitsHandler {
-    fn sources(&self) -> Arc<Vec<Arc<dyn FileSource>>> {
+    fn sources(&self) -> Arc<Vec<Arc<dyn ContentSource>>> {
         Arc::clone(&self.config.sources.0)
     }
 
@@ -247,17 +279,73 @@ impl DitsHandler {
         let dir = self.config.stat_records.as_ref()?;
         let rel = PathBuf::from(bytes_to_os(&req.pathname));
         let pointer = stat_record::lookup(dir, &rel, &rel)?;
-        self.store.has_manifest(&pointer.id).then_some(pointer)
+        // Only content the store still holds whole: a lost chunk is stored again by a full
+        // clean, which is what "re-add the file" promises.
+        let complete = manifest_for(&*self.store, &pointer)
+            .is_ok_and(|m| m.chunks.iter().all(|c| self.store.has_chunk(&c.id)));
+        complete.then_some(pointer)
     }
 
-    /// Leaves the pointer in the work tree rather than failing the whole checkout, and says so.
-    fn leave_pointer(&self, path: &str, pointer: &Pointer, why: &str) -> Response<'static> {
-        tracing::warn!(
-            "{path}: content {} not available locally, leaving the pointer ({why}); hint: fetch it, then run `git dits checkout`",
+    /// The content of `path` cannot be had (`why`): fail the file, so the checkout fails and
+    /// says so, unless `dits.skipDownloadErrors` asks for the pointer to be left. Either way
+    /// the first failure names every file that has failed so far, once.
+    fn unavailable(
+        &mut self,
+        path: String,
+        pointer: &Pointer,
+        why: String,
+    ) -> Result<Response<'static>, Failure> {
+        tracing::debug!("{path}: content {} not available: {why}", pointer.id);
+        self.unavailable.push((path.clone(), why));
+        if self.config.skip_download_errors {
+            return Ok(Response::Content(Box::new(Cursor::new(pointer.to_bytes()))));
+        }
+        let mut failed: Vec<(String, String)> = self
+            .delayer
+            .as_ref()
+            .map(|d| d.failures())
+            .unwrap_or_default();
+        failed.retain(|(p, _)| *p != path);
+        if self.unavailable.len() == 1 {
+            failed.insert(0, (path.clone(), self.unavailable[0].1.clone()));
+            eprintln!("{}", summary(&failed, false));
+        }
+        Err(Failure::Error(format!(
+            "{path}: the content of file {} cannot be had",
             pointer.id
-        );
-        Response::Content(Box::new(Cursor::new(pointer.to_bytes())))
+        )))
     }
+}
+
+/// One message for many files: the files (a few of them), the cause (each distinct one
+/// once), and what to do.
+fn summary(failed: &[(String, String)], left_as_pointers: bool) -> String {
+    let mut causes: Vec<&str> = Vec::new();
+    for (_, why) in failed {
+        if !causes.contains(&why.as_str()) {
+            causes.push(why);
+        }
+    }
+    let mut names: Vec<&str> = failed.iter().map(|(p, _)| p.as_str()).take(5).collect();
+    if failed.len() > 5 {
+        names.push("...");
+    }
+    let what = if left_as_pointers {
+        "left as pointers (dits.skipDownloadErrors)"
+    } else {
+        "could not be checked out"
+    };
+    let hint = if left_as_pointers {
+        "hint: once the content can be had, `git dits pull` writes them".to_owned()
+    } else {
+        "hint: fix the cause and run `git dits pull` (or, after a clone, `git restore --source=HEAD :/`); `git -c dits.skipDownloadErrors=true ...` leaves pointers instead of failing".to_owned()
+    };
+    format!(
+        "dits: {} file(s) {what}: {}\ndits: cause: {}\n{hint}",
+        failed.len(),
+        names.join(", "),
+        causes.join("; "),
+    )
 }
 
 impl Handler for DitsHandler {
@@ -308,7 +396,19 @@ impl Handler for DitsHandler {
                     }
                     self.hydrated.push((path, pointer))
                 }
-                Ok(Hydrated::Skipped) => {}
+                Ok(Hydrated::Skipped) => {
+                    // Written meanwhile by a hook this command ran (rebase runs post-checkout
+                    // part-way): git has written its index since, with the pointer's stat
+                    // data, so the index must learn the file's again.
+                    let ours = self
+                        .config
+                        .stat_records
+                        .as_ref()
+                        .and_then(|dir| stat_record::lookup(dir, &path, &path));
+                    if ours == Some(pointer) {
+                        self.hydrated.push((path, pointer));
+                    }
+                }
                 Err(e) => {
                     failed += 1;
                     tracing::error!("{e}; hint: run `git dits checkout`");
@@ -319,6 +419,9 @@ impl Handler for DitsHandler {
             if failed == 0 {
                 j.remove();
             }
+        }
+        if self.config.skip_download_errors && !self.unavailable.is_empty() {
+            eprintln!("{}", summary(&self.unavailable, true));
         }
         if failed > 0 {
             return Err(Failure::Error(format!(

@@ -10,9 +10,8 @@ mod delay;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handler;
-pub mod pktline;
+pub use dits_core::pktline;
 pub mod server;
 mod spool;
-pub mod stat_record;
 
 pub use handler::{DitsHandler, FilterConfig, Sources};

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::io::{Read, Write};
 
-use crate::pktline::{Packet, PktLineError, PktReader, PktWriter, SendError, MAX_DATA_LEN};
+use dits_core::pktline::{Packet, PktLineError, PktReader, PktWriter, SendError, MAX_DATA_LEN};
 
 /// A filter capability, as negotiated in the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +180,12 @@ pub fn serve<R: Read, W: Write, H: Handler>(
         writer: PktWriter::new(output),
         negotiated: Vec::new(),
     };
-    session.handshake(handler.capabilities())?;
+    if !session.handshake(handler.capabilities())? {
+        // The client went away before saying anything (gitoxide starts filter processes it
+        // may then not need): nothing was asked, nothing failed.
+        tracing::debug!("git closed the filter pipe before the handshake");
+        return Ok(());
+    }
     while let Some(request) = session.read_request()? {
         session.answer(request, handler)?;
         // One flush per complete answer: git reads nothing until it has the whole answer
@@ -218,9 +223,11 @@ enum Incoming {
 }
 
 impl<R: Read, W: Write> Session<R, W> {
-    fn handshake(&mut self, ours: &[Capability]) -> Result<(), ProtocolError> {
+    /// `false` if the client closed the pipe before sending anything.
+    fn handshake(&mut self, ours: &[Capability]) -> Result<bool, ProtocolError> {
         const DURING: &str = "the handshake";
         match self.reader.read_line()? {
+            None => return Ok(false),
             Some(Packet::Data(b"git-filter-client")) => {}
             other => {
                 return Err(ProtocolError::BadHandshake {
@@ -267,7 +274,7 @@ impl<R: Read, W: Write> Session<R, W> {
         self.writer.write_flush()?;
         self.writer.flush()?;
         tracing::debug!(capabilities = ?self.negotiated, "filter handshake done");
-        Ok(())
+        Ok(true)
     }
 
     /// Reads `<prefix><value>` lines up to a flush and returns the values.

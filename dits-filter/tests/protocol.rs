@@ -864,3 +864,14 @@ fn real_pipes_large_unread_request_and_large_answer_do_not_deadlock() {
     assert_eq!(seen, 2);
     assert!(finished);
 }
+
+/// gitoxide starts a filter process it may then not use and closes the pipe at once: that
+/// is a quiet end, not a bad handshake.
+#[test]
+fn a_client_that_leaves_before_the_handshake_ends_the_session_quietly() {
+    let mut filter = TestFilter::all();
+    let (res, out) = run(&mut filter, &Pkts::new());
+    assert!(res.is_ok(), "{res:?}");
+    assert!(out.is_empty(), "nothing is written to a client that left");
+    assert!(!filter.finished, "no session, nothing to finish");
+}

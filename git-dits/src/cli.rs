@@ -103,16 +103,26 @@ pub enum Cmd {
     },
     /// Summarise tracked files: present locally, written in the work tree, or pointers.
     Status,
-    /// Verify every chunk reachable from REVs (default: all refs, HEAD and the index).
+    /// Verify the content of every tracked file reachable from REVs (default: all refs, HEAD
+    /// and the index), and every record in the store.
     ///
-    /// Exit code 1 if any problem is found; each problem names the path, the file id and the
-    /// chunk. `--repair` forgets damaged chunks and rebuilds damaged indexes so that re-adding
-    /// or re-fetching the content heals the store.
+    /// Each file is rebuilt from its manifest and checked against its id (length and BLAKE3),
+    /// so a manifest that names the wrong content is found as well as a damaged chunk.
+    /// Content that is not here is fine if the Dits server has it. Exit code 1 if any problem
+    /// is found; each problem names the path, the file id and the chunk.
     Fsck {
+        /// Revisions whose files to check (default: all refs, HEAD and the index).
         revs: Vec<String>,
-        /// Drop damaged chunks/manifests from the indexes and rebuild damaged indexes.
+        /// Repair what can be repaired without losing anything readable: rebuild damaged or
+        /// missing pack indexes from the packs' records, copy packs with a damaged header,
+        /// drop damaged chunks and wrong manifests, re-store intact work-tree copies; then
+        /// check again.
         #[arg(long)]
         repair: bool,
+        /// Verify each chunk once against its id, without rebuilding whole files (faster; a
+        /// wrong manifest goes unnoticed).
+        #[arg(long)]
+        quick: bool,
     },
     /// Show a file's pointer and a summary of its manifest.
     Pointer { path: PathBuf },
@@ -121,9 +131,14 @@ pub enum Cmd {
     /// Versions, settings in effect, and where the store is.
     Env,
     /// Write the content of tracked files that are pointers in the work tree.
+    ///
+    /// Missing content is fetched first (from a local-path remote's store or the Dits
+    /// server, all files in one request). Also tells git's index the real size of files Dits
+    /// wrote that it does not know yet (after a rebase, or a checkout by gitoxide).
     Checkout {
-        /// Only these paths (default: every tracked file).
-        paths: Vec<PathBuf>,
+        /// Only the files these git pathspecs match (globs like '*.mp4', directories).
+        #[arg(value_name = "PATHSPEC")]
+        paths: Vec<String>,
         /// Only the files a filter left for later (what the hooks run).
         #[arg(long)]
         deferred: bool,
@@ -155,7 +170,10 @@ pub enum Cmd {
         /// The Dits server: a remote name or dits:// URL.
         #[arg(long)]
         remote: Option<String>,
-        paths: Vec<PathBuf>,
+        /// Only the files these git pathspecs match (globs like '*.mp4' or 'footage/b*',
+        /// directories); a pathspec that matches nothing is an error.
+        #[arg(value_name = "PATHSPEC")]
+        paths: Vec<String>,
     },
     /// Drop local copies of content the Dits server has (keeps a clone near 1x its size).
     ///
@@ -214,9 +232,12 @@ pub enum Cmd {
         /// Directory for repositories, chunks, tokens and the certificate (created if needed).
         #[arg(long, value_name = "DIR", global = true)]
         root: Option<PathBuf>,
-        /// UDP address to listen on.
+        /// Address to listen on: QUIC on this UDP port and TLS over TCP on the same TCP port.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7418")]
         listen: String,
+        /// Which transports to serve: both (the default), quic, or tcp.
+        #[arg(long, value_name = "WHICH", default_value = "both", value_parser = ["both", "quic", "tcp"])]
+        transport: String,
         /// PEM certificate chain to use instead of the generated self-signed one.
         #[arg(long, requires = "key", value_name = "FILE")]
         cert: Option<PathBuf>,

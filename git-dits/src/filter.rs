@@ -2,6 +2,8 @@
 //! one-shot `clean`/`smudge` fallbacks. It lives here because setting it up needs the
 //! repository (gix); the protocol and the Dits handler live in the `dits-filter` crate.
 
+#![deny(clippy::print_stdout)]
+
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
@@ -65,6 +67,7 @@ fn config(repo: &Repo, one_shot: bool) -> Result<FilterConfig> {
         journal_dir: (!one_shot).then(|| repo.journal_dir()),
         sources: dits_filter::Sources(std::sync::Arc::new(repo.open_sources())),
         stat_records: Some(repo.stat_record_dir()),
+        skip_download_errors: settings.skip_download_errors,
     })
 }
 

@@ -2,6 +2,8 @@
 //! in `git_remote_dits::helper`; this side knows the repository: before a push reaches the
 //! server it uploads the content of every tracked file the new commits reference.
 
+#![deny(clippy::print_stdout)]
+
 use std::io::{self, Write};
 use std::process::ExitCode;
 
@@ -90,19 +92,26 @@ pub fn upload(
     }
     let store = repo.open_store()?;
     let bar = Bar::bytes(!progress, "dits: upload");
-    let stats = session.push_files(&store, &files, &bar).map_err(|e| {
-        anyhow::anyhow!(
+    let stats = session.push_files(&store, &files, &bar).map_err(|e| match e {
+        e @ git_remote_dits::NetError::NotLocal { .. } => anyhow::anyhow!(
             "{e}; hint: content cloned without data can be fetched with `git dits pull`, then push again"
-        )
+        ),
+        e => anyhow::Error::new(e),
     })?;
     bar.finish();
     if progress && stats.files_sent > 0 {
+        let had = stats.files - stats.files_sent;
         eprintln!(
-            "dits: sent the content of {} file(s) to {}: {} in {} chunk(s) (the server had the rest)",
+            "dits: sent the content of {} file(s) to {}: {} in {} chunk(s){}",
             stats.files_sent,
             session.url(),
             crate::cmd::human(stats.bytes_sent),
-            stats.chunks_sent
+            stats.chunks_sent,
+            if had > 0 {
+                format!(" (it had the other {had})")
+            } else {
+                String::new()
+            }
         );
     }
     Ok(())

@@ -9,7 +9,7 @@
 //!
 //! Two rules keep git's view exact:
 //! - an entry is touched only while it still stages the pointer Dits wrote and the file still
-//!   has the stat Dits recorded right after writing it (see `dits_filter::stat_record`);
+//!   has the stat Dits recorded right after writing it (see `dits_core::worktree::stat_record`);
 //! - the new index keeps the old one's mtime. Git judges "racily clean" entries (those not older
 //!   than the index, to the second) by content, and a newer index would make a file edited just
 //!   before it look clean. The rewritten files are backdated to a second before that mtime, so
@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
+use dits_core::worktree::stat_record;
 use dits_core::Pointer;
-use dits_filter::stat_record;
 use gix::index::entry::{Stage, Stat};
 
 use crate::repo::Repo;

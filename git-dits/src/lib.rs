@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 pub mod filter;
+mod git;
 pub mod helper;
 mod index_stat;
 mod mount;

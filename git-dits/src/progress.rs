@@ -40,7 +40,4 @@ impl Progress for Bar {
     fn set_message(&self, message: &str) {
         self.0.set_message(message.to_owned());
     }
-    fn interrupted(&self) -> bool {
-        dits_core::progress::interrupted()
-    }
 }

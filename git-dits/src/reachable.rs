@@ -5,11 +5,12 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
 use dits_core::pointer::MAX_LEN;
 use dits_core::Pointer;
+
+use crate::git::git;
 
 /// A pointer found in history, with one path it appears under (for messages).
 #[derive(Debug, Clone)]
@@ -87,12 +88,7 @@ fn read_pointers(blobs: Vec<(String, String)>) -> Result<Vec<Found>> {
     if blobs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut child = Command::new("git")
-        .args(["cat-file", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("running git cat-file --batch")?;
+    let mut child = git(&["cat-file", "--batch"]).spawn()?;
     let mut stdin = child.stdin.take().context("git cat-file stdin")?;
     let input: String = blobs.iter().map(|(oid, _)| format!("{oid}\n")).collect();
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
@@ -122,33 +118,9 @@ fn read_pointers(blobs: Vec<(String, String)>) -> Result<Vec<Found>> {
 }
 
 fn run_capture(args: &[String], input: Option<Vec<u8>>) -> Result<String> {
-    let mut child = Command::new("git")
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("running git {}", args[0]))?;
-    let writer = input.and_then(|bytes| {
-        let mut stdin = child.stdin.take()?;
-        Some(std::thread::spawn(move || stdin.write_all(&bytes)))
-    });
-    let out = child
-        .wait_with_output()
-        .with_context(|| format!("running git {}", args[0]))?;
-    if let Some(w) = writer {
-        let _ = w.join();
+    let run = git(args);
+    match input {
+        Some(bytes) => run.input(bytes).text(),
+        None => run.text(),
     }
-    anyhow::ensure!(
-        out.status.success(),
-        "git {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    // Paths are only for messages; object names are ASCII.
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

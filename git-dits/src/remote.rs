@@ -2,8 +2,6 @@
 //! repository on an ordinary Git host, `dits.url` from git config or from a committed
 //! `.ditsconfig` (so clones and CI find the server without set-up).
 
-use std::process::Command;
-
 use anyhow::Result;
 use git_remote_dits::DitsUrl;
 
@@ -46,11 +44,8 @@ pub fn configured_url(repo: &Repo) -> Result<Option<(String, &'static str)>> {
         return Ok(Some((v.to_string(), "dits.url")));
     }
     let from = |args: &[&str]| -> Option<String> {
-        let out = Command::new("git").args(args).output().ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-            .filter(|s| !s.is_empty())
+        let out = crate::git::git(args).optional().ok()??;
+        Some(String::from_utf8_lossy(&out).trim().to_owned()).filter(|s| !s.is_empty())
     };
     if let Some(v) = from(&["config", "--blob", "HEAD:.ditsconfig", "--get", "dits.url"]) {
         return Ok(Some((v, ".ditsconfig")));
@@ -98,6 +93,27 @@ pub fn server_for(repo: &Repo, remote: Option<&str>, push: bool) -> Result<Optio
         })),
         None => Ok(None),
     }
+}
+
+/// A session with `server`, for commands that talk to it directly (`push`, `fetch`, `pull`,
+/// `prune`, `status`, `fsck`, the pre-push hook). `verbose` shows "connecting to..." on a
+/// terminal if the server is slow to answer; `timeout` shortens the wait for commands that
+/// only report.
+pub fn connect(
+    repo: &Repo,
+    server: &DitsServer,
+    verbose: bool,
+    timeout: Option<std::time::Duration>,
+) -> Result<git_remote_dits::Session> {
+    use anyhow::Context;
+    let mut settings = repo.net_settings()?;
+    settings.verbose = verbose;
+    if let Some(t) = timeout {
+        settings.connect_timeout = settings.connect_timeout.min(t);
+        settings.timeout = settings.timeout.min(t);
+    }
+    git_remote_dits::Session::connect(&server.url, &settings)
+        .with_context(|| format!("connecting to {} ({})", server.url, server.origin))
 }
 
 /// Every `dits://` URL this repository knows (remotes, then `dits.url`), for fetching.

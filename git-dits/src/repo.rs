@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use dits_core::chunker::ChunkerParams;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use dits_core::source::{ContentSource, LocalSource};
 use dits_core::store::{DiskStore, StoreOptions};
-use dits_core::transfer::{FileSource, LocalSource};
-use git_remote_dits::client::RemoteSource;
+use git_remote_dits::client::{NetSettings, RemoteSource};
 
 /// Settings from `git config` (and the environment), with their defaults.
 #[derive(Debug, Clone)]
@@ -19,6 +19,9 @@ pub struct Settings {
     pub skip_smudge: bool,
     /// `dits.mp4`: chunk ISO-BMFF content video-aware.
     pub mp4: bool,
+    /// `dits.skipDownloadErrors`: leave pointers for content that cannot be had instead of
+    /// failing the checkout.
+    pub skip_download_errors: bool,
 }
 
 /// `(key, default, meaning)` of every setting, for `git dits env` and the docs.
@@ -28,9 +31,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("dits.smudge.inlineLimit", "64m", "files at least this large are written by Dits after git's checkout, not through git's in-memory smudge buffer"),
     ("dits.mp4", "true", "chunk content that sniffs as MP4/MOV (ISO-BMFF) by track and keyframe, so remuxes and metadata edits store almost nothing new"),
     ("dits.skipSmudge", "false", "leave pointers in the work tree (also GIT_DITS_SKIP_SMUDGE=1)"),
+    ("dits.skipDownloadErrors", "false", "when content cannot be downloaded, leave the pointer and carry on instead of failing the checkout (like lfs.skipdownloaderrors)"),
     ("dits.url", "", "the Dits server of a repository on an ordinary Git host (also in a committed .ditsconfig)"),
     ("dits.mount.cacheSize", "0", "bytes of fetched chunks `git dits mount` keeps; past it the oldest are dropped (0 = no bound)"),
     ("dits.timeout", "30", "seconds a silent Dits server is waited for before a transfer fails (and can be resumed)"),
+    ("dits.connectTimeout", "10", "seconds a Dits server that does not answer at all is waited for"),
+    ("dits.transport", "auto", "how to reach Dits servers: auto (QUIC, and TLS over TCP if UDP gets no answer), quic or tcp"),
     ("dits.trustNewServers", "false", "trust a Dits server's certificate on first use and pin it (also GIT_DITS_TRUST_NEW_SERVER=1)"),
     ("dits.caFile", "", "extra CA certificates (PEM) for Dits servers with CA-issued certificates"),
     ("dits.<host:port>.fingerprint", "", "the pinned certificate of a Dits server (blake3:...)"),
@@ -40,15 +46,27 @@ pub struct Repo {
     pub repo: gix::Repository,
     /// Absolute, so paths built from it compare equal to paths built from the current dir.
     work_tree: Option<PathBuf>,
+    net: OnceLock<NetSettings>,
 }
 
 impl Repo {
-    /// The repository around the current directory, honouring GIT_DIR and friends.
+    /// The repository around the current directory, honouring GIT_DIR and friends, and the
+    /// settings given on git's command line (`git -c dits.x=y ...`, which git passes on in
+    /// `GIT_CONFIG_PARAMETERS`).
     pub fn discover() -> Result<Repo> {
-        let repo = gix::discover_with_environment_overrides(".").context(
+        let overrides = command_line_config();
+        let mut mapping = gix::sec::trust::Mapping::<gix::open::Options>::default();
+        mapping.full = mapping.full.config_overrides(overrides.clone());
+        mapping.reduced = mapping.reduced.config_overrides(overrides);
+        let repo = gix::ThreadSafeRepository::discover_with_environment_overrides_opts(
+            ".",
+            Default::default(),
+            mapping,
+        )
+        .context(
             "not in a Git repository; hint: run this inside a repository, or `git init` first",
         )?;
-        Ok(Repo::new(repo))
+        Ok(Repo::new(repo.into()))
     }
 
     fn new(repo: gix::Repository) -> Repo {
@@ -65,7 +83,21 @@ impl Repo {
             work_tree = std::env::current_dir().ok();
         }
         let work_tree = work_tree.map(|w| std::fs::canonicalize(&w).unwrap_or(w));
-        Repo { repo, work_tree }
+        Repo {
+            repo,
+            work_tree,
+            net: OnceLock::new(),
+        }
+    }
+
+    /// How to reach Dits servers: read from git config once per process (through git, so
+    /// every scope and `git -c` applies), then shared.
+    pub fn net_settings(&self) -> Result<NetSettings> {
+        if let Some(s) = self.net.get() {
+            return Ok(s.clone());
+        }
+        let s = NetSettings::from_git()?;
+        Ok(self.net.get_or_init(|| s).clone())
     }
 
     /// The per-worktree git dir (`.git`, or `.git/worktrees/<name>`).
@@ -94,7 +126,7 @@ impl Repo {
         self.git_dir().join("dits-deferred")
     }
 
-    /// Records of work-tree files Dits wrote (per worktree); see `dits_filter::stat_record`.
+    /// Records of work-tree files Dits wrote (per worktree); see `dits_core::worktree::stat_record`.
     pub fn stat_record_dir(&self) -> PathBuf {
         self.git_dir().join("dits-hydrated")
     }
@@ -142,6 +174,7 @@ impl Repo {
             inline_limit,
             skip_smudge,
             mp4: cfg.boolean("dits.mp4").unwrap_or(true),
+            skip_download_errors: cfg.boolean("dits.skipDownloadErrors").unwrap_or(false),
         })
     }
 
@@ -183,18 +216,112 @@ impl Repo {
 
     /// Everywhere missing content may come from, nearest first: stores of local-path
     /// remotes, then Dits servers. Nothing is opened or connected until first asked.
-    pub fn open_sources(&self) -> Vec<Arc<dyn FileSource>> {
-        let mut out: Vec<Arc<dyn FileSource>> = Vec::new();
+    pub fn open_sources(&self) -> Vec<Arc<dyn ContentSource>> {
+        let mut out: Vec<Arc<dyn ContentSource>> = Vec::new();
         for path in self.source_stores() {
             out.push(Arc::new(LocalSource::new(path)));
         }
-        for url in crate::remote::all_servers(self) {
-            out.push(Arc::new(RemoteSource::new(url)));
+        let servers = crate::remote::all_servers(self);
+        if servers.is_empty() {
+            return out;
+        }
+        match self.net_settings() {
+            Ok(settings) => {
+                for url in servers {
+                    out.push(Arc::new(RemoteSource::new(url, settings.clone())));
+                }
+            }
+            Err(e) => tracing::warn!("Dits servers are not used: {e:#}"),
         }
         out
     }
 
     pub fn chunker_params(&self) -> ChunkerParams {
         ChunkerParams::default()
+    }
+}
+
+/// The settings of git's command line (`git -c key=value`), which git hands to the commands
+/// it runs in `GIT_CONFIG_PARAMETERS` and gix does not read: as `key=value` overrides.
+fn command_line_config() -> Vec<String> {
+    std::env::var("GIT_CONFIG_PARAMETERS")
+        .map(|v| parse_config_parameters(&v))
+        .unwrap_or_default()
+}
+
+/// Parses git's `GIT_CONFIG_PARAMETERS`: shell-quoted words, each `'key'='value'` (git 2.31
+/// and later; `'key'=` with nothing after is a bare boolean, `-c key`), or `'key=value'`
+/// (older gits).
+fn parse_config_parameters(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return out;
+        }
+        let mut word = String::new();
+        // Whether an `=` outside quotes was seen, and whether anything came after it.
+        let (mut split, mut valued) = (false, false);
+        while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+            match c {
+                '\'' => {
+                    valued |= split;
+                    for q in chars.by_ref() {
+                        if q == '\'' {
+                            break;
+                        }
+                        word.push(q);
+                    }
+                }
+                '\\' => {
+                    valued |= split;
+                    if let Some(escaped) = chars.next() {
+                        word.push(escaped);
+                    }
+                }
+                '=' if !split => {
+                    split = true;
+                    word.push('=');
+                }
+                c => {
+                    valued |= split;
+                    word.push(c);
+                }
+            }
+        }
+        if (split && !valued) || !word.contains('=') {
+            out.push(format!("{}=true", word.trim_end_matches('=')));
+        } else {
+            out.push(word);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_git_command_line_config_in_both_formats() {
+        // What `git -c dits.skipSmudge=true -c 'dits.url=dits://h/it'\''s' -c dits.mp4 ...`
+        // exports (new format), and the older one-word format.
+        let new = r#"'dits.skipsmudge'='true' 'dits.url'='dits://h/it'\''s' 'dits.mp4'= 'x.y'='' 'alias.p'=''\!'echo'"#;
+        assert_eq!(
+            parse_config_parameters(new),
+            vec![
+                "dits.skipsmudge=true",
+                "dits.url=dits://h/it's",
+                "dits.mp4=true",
+                "x.y=",
+                "alias.p=!echo"
+            ]
+        );
+        let old = "'dits.skipsmudge=true' 'core.x=a b'";
+        assert_eq!(
+            parse_config_parameters(old),
+            vec!["dits.skipsmudge=true", "core.x=a b"]
+        );
+        assert!(parse_config_parameters("").is_empty());
     }
 }

@@ -90,3 +90,36 @@ pub fn in_tree(repo: &Repo, tree: ObjectId) -> Result<Vec<TrackedFile>> {
     }
     Ok(out)
 }
+
+/// The Dits files staged in the index that `pathspecs` match, as git matches them (globs,
+/// `:(glob)`, directories; relative to the current directory); all of them without
+/// pathspecs. A pathspec that matches no file at all, or pathspecs that match no Dits file,
+/// are an error that says so.
+pub fn matching(repo: &Repo, pathspecs: &[String]) -> Result<Vec<TrackedFile>> {
+    let all = in_index(repo)?;
+    if pathspecs.is_empty() {
+        return Ok(all);
+    }
+    let mut args: Vec<&str> = vec!["ls-files", "-z", "--full-name", "--error-unmatch", "--"];
+    args.extend(pathspecs.iter().map(String::as_str));
+    let listed = crate::git::git(&args).output().map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}\nhint: pathspecs are matched like git's, from the current directory; `git dits ls-files` lists the files Dits tracks"
+        )
+    })?;
+    let wanted: std::collections::HashSet<&[u8]> = listed
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let found: Vec<TrackedFile> = all
+        .into_iter()
+        .filter(|f| wanted.contains(f.path.as_slice()))
+        .collect();
+    anyhow::ensure!(
+        !found.is_empty(),
+        "{} matched {} file(s), none of them tracked by Dits; hint: `git dits ls-files` lists the files Dits tracks",
+        pathspecs.join(" "),
+        wanted.len()
+    );
+    Ok(found)
+}

@@ -7,8 +7,11 @@
 
 use std::io::{BufRead, Read, Write};
 
-use crate::client::Session;
+use dits_core::pktline::{Packet, PktReader};
+
+use crate::client::{NetSettings, Session};
 use crate::error::NetError;
+use crate::transport::{RecvHalf, SendHalf};
 use crate::url::DitsUrl;
 
 /// One ref update of a push, as git's `receive-pack` protocol states it.
@@ -75,7 +78,7 @@ pub fn run<R: BufRead + Send, W: Write + Send>(
     mut output: W,
     preparer: &mut dyn PushPreparer,
 ) -> Result<(), NetError> {
-    let url = DitsUrl::parse(url).map_err(|e| NetError::Auth(e.to_string()))?;
+    let url = DitsUrl::parse(url)?;
     let mut progress = true;
     let mut line = String::new();
     loop {
@@ -101,7 +104,9 @@ pub fn run<R: BufRead + Send, W: Write + Send>(
                 _ => "unsupported\n".to_owned(),
             },
             Command::Connect { service } => {
-                let session = Session::connect(&url)?;
+                let mut settings = NetSettings::from_git()?;
+                settings.verbose = progress;
+                let session = Session::connect(&url, &settings)?;
                 let protocol = std::env::var("GIT_PROTOCOL").unwrap_or_default();
                 let (send, recv) = session.git_tunnel(&service, &protocol)?;
                 output
@@ -114,7 +119,7 @@ pub fn run<R: BufRead + Send, W: Write + Send>(
                 });
             }
             Command::Unknown(what) => {
-                return Err(NetError::Auth(format!(
+                return Err(NetError::Helper(format!(
                     "git asked the dits helper for {what:?}, which it does not support; hint: upgrade git-dits"
                 )))
             }
@@ -126,19 +131,16 @@ pub fn run<R: BufRead + Send, W: Write + Send>(
     }
 }
 
-/// A QUIC stream as a blocking reader.
+/// A request stream as a blocking reader.
 struct StreamReader<'a> {
     session: &'a Session,
-    recv: &'a mut quinn::RecvStream,
+    recv: &'a mut RecvHalf,
 }
 
 impl Read for StreamReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self.session.block_on(self.recv.read(buf)) {
-            Ok(Some(n)) => Ok(n),
-            Ok(None) => Ok(0),
-            Err(e) => Err(std::io::Error::other(e)),
-        }
+        use tokio::io::AsyncReadExt;
+        self.session.block_on(self.recv.read(buf))
     }
 }
 
@@ -147,8 +149,8 @@ impl Read for StreamReader<'_> {
 /// it is given the object ids of the server's ref advertisement, read on the way down.
 fn tunnel<R: Read + Send, W: Write + Send>(
     session: &Session,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    mut send: SendHalf,
+    mut recv: RecvHalf,
     mut input: R,
     mut output: W,
     intercept: bool,
@@ -188,12 +190,12 @@ fn tunnel<R: Read + Send, W: Write + Send>(
                         // the exit (and the message naming what is missing) to us.
                         up_done.store(true, std::sync::atomic::Ordering::SeqCst);
                         // Nothing was sent: the server sees a broken stream and moves no ref.
-                        let _ = send.reset(1u32.into());
-                        return Err(NetError::Auth(why));
+                        send.reset();
+                        return Err(NetError::PushStopped(why));
                     }
                 }
                 session
-                    .block_on(send.write_all(&held))
+                    .block_on(tokio::io::AsyncWriteExt::write_all(&mut send, &held))
                     .map_err(|e| lost(session, &e))?;
             }
             let mut buf = vec![0u8; 256 << 10];
@@ -202,18 +204,18 @@ fn tunnel<R: Read + Send, W: Write + Send>(
                     .read(&mut buf)
                     .map_err(|e| NetError::io("reading from git", e))?;
                 if n == 0 {
-                    let _ = send.finish();
+                    session.block_on(send.finish());
                     return Ok(());
                 }
                 session
-                    .block_on(send.write_all(&buf[..n]))
+                    .block_on(tokio::io::AsyncWriteExt::write_all(&mut send, &buf[..n]))
                     .map_err(|e| lost(session, &e))?;
             }
         })();
         up_done.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Err(e) = up {
             // Closing our side ends the server's git, which ends the download side.
-            session.connection().close(1u32.into(), b"push aborted");
+            session.abort(b"push aborted");
             let _ = down.join();
             return Err(e);
         }
@@ -230,7 +232,7 @@ fn tunnel<R: Read + Send, W: Write + Send>(
 /// passes its object ids on.
 fn copy_down<W: Write>(
     session: &Session,
-    recv: &mut quinn::RecvStream,
+    recv: &mut RecvHalf,
     output: &mut W,
     intercept: bool,
     adv_tx: &std::sync::mpsc::Sender<Vec<String>>,
@@ -253,12 +255,12 @@ fn copy_down<W: Write>(
     }
     let mut buf = vec![0u8; 256 << 10];
     loop {
-        match session.block_on(recv.read(&mut buf)) {
-            Ok(Some(n)) => output
+        match session.block_on(tokio::io::AsyncReadExt::read(recv, &mut buf)) {
+            Ok(0) => return Ok(()),
+            Ok(n) => output
                 .write_all(&buf[..n])
                 .and_then(|()| output.flush())
                 .map_err(|e| NetError::io("writing to git", e))?,
-            Ok(None) => return Ok(()),
             Err(e) => return Err(lost(session, &e)),
         }
     }
@@ -296,32 +298,24 @@ fn parse_update(line: &str) -> Option<RefUpdate> {
 fn read_section<R: Read>(input: &mut R) -> std::io::Result<(Vec<u8>, Vec<String>)> {
     let mut held = Vec::new();
     let mut lines = Vec::new();
+    let mut reader = PktReader::new(input);
     loop {
-        let mut len = [0u8; 4];
-        match input.read_exact(&mut len) {
+        match reader.read_packet().map_err(std::io::Error::from)? {
             // Nothing at all (git gave up before sending, e.g. a refusing hook): no section.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && held.is_empty() => {
+            None if held.is_empty() => return Ok((held, lines)),
+            None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Some(Packet::Flush) => {
+                held.extend_from_slice(b"0000");
                 return Ok((held, lines));
             }
-            r => r?,
+            Some(Packet::Data(payload)) => {
+                held.extend_from_slice(format!("{:04x}", payload.len() + 4).as_bytes());
+                held.extend_from_slice(payload);
+                let text = String::from_utf8_lossy(payload);
+                let text = text.split('\0').next().unwrap_or("").trim_end_matches('\n');
+                lines.push(text.to_owned());
+            }
         }
-        held.extend_from_slice(&len);
-        let len = std::str::from_utf8(&len)
-            .ok()
-            .and_then(|s| usize::from_str_radix(s, 16).ok())
-            .ok_or_else(|| std::io::Error::other("bad pkt-line length"))?;
-        if len == 0 {
-            return Ok((held, lines));
-        }
-        if len < 4 {
-            continue;
-        }
-        let mut payload = vec![0u8; len - 4];
-        input.read_exact(&mut payload)?;
-        held.extend_from_slice(&payload);
-        let text = String::from_utf8_lossy(&payload);
-        let text = text.split('\0').next().unwrap_or("").trim_end_matches('\n');
-        lines.push(text.to_owned());
     }
 }
 

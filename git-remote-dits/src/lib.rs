@@ -1,6 +1,7 @@
-//! Dits networking: the QUIC side of the wire protocol (frames are encoded by
-//! `dits_core::wire`), the client [`client::Session`], the server behind `git dits serve`,
-//! and the git remote helper loop behind `git-remote-dits`.
+//! Dits networking: the wire protocol on QUIC and on TLS over TCP (frames are encoded by
+//! `dits_core::wire`; [`transport`] carries them), the client [`client::Session`] and
+//! [`client::RemoteSource`], the server behind `git dits serve`, and the git remote helper
+//! loop behind `git-remote-dits`.
 //!
 //! Everything here is driven by tokio; public client methods block, so callers stay
 //! synchronous. See docs/protocol.md for the protocol.
@@ -12,6 +13,7 @@ mod frames;
 pub mod helper;
 pub mod server;
 pub mod tls;
+pub mod transport;
 pub mod url;
 
 pub use client::Session;

@@ -94,13 +94,14 @@ impl ServerIdentity {
 
     /// Loads a PEM certificate chain and key (e.g. issued by a real CA).
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<ServerIdentity, NetError> {
+        use rustls::pki_types::pem::PemObject;
         let read = |p: &Path| {
             std::fs::read(p).map_err(|e| NetError::io(format!("reading {}", p.display()), e))
         };
         let cert_pem = read(cert_path)?;
-        let chain = rustls_pemfile::certs(&mut &cert_pem[..])
+        let chain = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| NetError::io(format!("parsing {}", cert_path.display()), e))?;
+            .map_err(|e| NetError::Tls(format!("parsing {}: {e}", cert_path.display())))?;
         if chain.is_empty() {
             return Err(NetError::Tls(format!(
                 "{} holds no PEM certificate",
@@ -108,11 +109,12 @@ impl ServerIdentity {
             )));
         }
         let key_pem = read(key_path)?;
-        let key = rustls_pemfile::private_key(&mut &key_pem[..])
-            .map_err(|e| NetError::io(format!("parsing {}", key_path.display()), e))?
-            .ok_or_else(|| {
-                NetError::Tls(format!("{} holds no PEM private key", key_path.display()))
-            })?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+            NetError::Tls(format!(
+                "{} holds no usable PEM private key: {e}",
+                key_path.display()
+            ))
+        })?;
         Ok(ServerIdentity { chain, key })
     }
 
@@ -120,19 +122,54 @@ impl ServerIdentity {
         fingerprint(&self.chain[0])
     }
 
-    pub fn quinn_config(self) -> Result<quinn::ServerConfig, NetError> {
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+    /// The TLS side of the server, for QUIC and TCP alike: TLS 1.3 only, and a handshake
+    /// only with a client that offers exactly the Dits ALPN (docs/protocol.md).
+    pub fn rustls_config(self) -> Result<rustls::ServerConfig, NetError> {
+        let provider = provider();
+        let signing = provider
+            .key_provider
+            .load_private_key(self.key)
+            .map_err(|e| NetError::Tls(format!("the server key is unusable: {e}")))?;
+        let certified = Arc::new(rustls::sign::CertifiedKey::new(self.chain, signing));
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| NetError::Tls(e.to_string()))?
             .with_no_client_auth()
-            .with_single_cert(self.chain, self.key)
-            .map_err(|e| NetError::Tls(format!("the server certificate is unusable: {e}")))?;
+            .with_cert_resolver(Arc::new(StrictAlpn(certified)));
         tls.alpn_protocols = vec![dits_core::wire::ALPN.to_vec()];
-        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .map_err(|e| NetError::Tls(e.to_string()))?;
-        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        config.transport_config(transport(SERVER_IDLE));
-        Ok(config)
+        Ok(tls)
+    }
+
+    pub fn quinn_config(self) -> Result<quinn::ServerConfig, NetError> {
+        quinn_server_config(Arc::new(self.rustls_config()?))
+    }
+}
+
+/// The QUIC server config over a TLS config (shared with the TCP listener).
+pub fn quinn_server_config(
+    tls: Arc<rustls::ServerConfig>,
+) -> Result<quinn::ServerConfig, NetError> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(transport(SERVER_IDLE));
+    Ok(config)
+}
+
+/// Hands out the certificate only to a client hello that offers exactly `dits/1`: a peer that
+/// offers other protocols too is not a Dits client, and the handshake fails.
+#[derive(Debug)]
+struct StrictAlpn(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for StrictAlpn {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let mut offered = hello.alpn()?;
+        let exactly_ours =
+            offered.next() == Some(dits_core::wire::ALPN) && offered.next().is_none();
+        exactly_ours.then(|| Arc::clone(&self.0))
     }
 }
 
@@ -256,10 +293,9 @@ impl ServerCertVerifier for Verifier {
 
 /// A client configuration that applies `trust`; the returned [`Seen`] fills in during the
 /// handshake.
-pub fn client_config(
-    trust: Trust,
-    idle: Duration,
-) -> Result<(quinn::ClientConfig, Arc<Mutex<Seen>>), NetError> {
+/// The TLS side of a client: TLS 1.3, the Dits ALPN, and the trust rules above. `Seen`
+/// records what the server presented, for pinning on first use and for messages.
+pub fn rustls_client(trust: Trust) -> Result<(rustls::ClientConfig, Arc<Mutex<Seen>>), NetError> {
     let provider = provider();
     let webpki = if trust.pinned.is_some() {
         None
@@ -280,6 +316,15 @@ pub fn client_config(
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     tls.alpn_protocols = vec![dits_core::wire::ALPN.to_vec()];
+    Ok((tls, seen))
+}
+
+/// A QUIC client config over [`rustls_client`].
+pub fn client_config(
+    trust: Trust,
+    idle: Duration,
+) -> Result<(quinn::ClientConfig, Arc<Mutex<Seen>>), NetError> {
+    let (tls, seen) = rustls_client(trust)?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| NetError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
@@ -299,9 +344,11 @@ fn ca_verifier(
     if let Some(path) = ca_file {
         let pem = std::fs::read(path)
             .map_err(|e| NetError::io(format!("reading dits.caFile {}", path.display()), e))?;
-        for cert in rustls_pemfile::certs(&mut &pem[..]) {
-            let cert = cert
-                .map_err(|e| NetError::io(format!("parsing dits.caFile {}", path.display()), e))?;
+        use rustls::pki_types::pem::PemObject;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| {
+                NetError::Tls(format!("parsing dits.caFile {}: {e}", path.display()))
+            })?;
             roots
                 .add(cert)
                 .map_err(|e| NetError::Tls(format!("dits.caFile {}: {e}", path.display())))?;

@@ -115,7 +115,7 @@ pub fn check_repo_path(path: &str) -> Result<(), UrlError> {
         if seg.starts_with('.') {
             return bad("a segment starts with '.' ('..' and hidden names are not allowed)");
         }
-        if seg.ends_with(".git") {
+        if seg.to_ascii_lowercase().ends_with(".git") {
             // Repositories live at <path>.git; a segment ending so would reach inside one.
             return bad("a segment ends with '.git'");
         }

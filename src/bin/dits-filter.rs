@@ -2,6 +2,7 @@
 #![deny(clippy::print_stdout)]
 
 fn main() -> std::process::ExitCode {
+    dits::real_objects_only();
     dits::tune_allocator();
     dits::init_logging("dits-filter");
     git_dits::filter::main()

@@ -3,6 +3,7 @@
 
 fn main() -> std::process::ExitCode {
     dits::default_sigpipe();
+    dits::real_objects_only();
     dits::tune_allocator();
     dits::init_logging("git-dits");
     dits::init_interrupt();

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    dits::real_objects_only();
     dits::tune_allocator();
     dits::init_logging("git-remote-dits");
     dits::init_interrupt();

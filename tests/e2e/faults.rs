@@ -234,10 +234,11 @@ fn filter_messages_have_no_terminal_escapes() {
     assert!(!stderr_of(&out).contains('\x1b'), "{:?}", stderr_of(&out));
 }
 
-// 13. A missing manifest: checkout leaves the pointer with a warning, status and ls-files say
+// 13. A missing manifest: the checkout fails, naming the file and the cause (unless
+//     dits.skipDownloadErrors, which leaves the pointer and says so); status and ls-files say
 //     it is missing, fsck fails; files whose content is present are unaffected.
 #[test]
-fn missing_manifest_leaves_pointer_and_is_reported() {
+fn missing_manifest_fails_the_checkout_or_leaves_the_pointer_when_asked() {
     let env = Env::new();
     let repo = env.repo("r", &["*.bin"]);
     write_content(&repo.join("a.bin"), 220, 300 * 1024);
@@ -256,10 +257,20 @@ fn missing_manifest_leaves_pointer_and_is_reported() {
     fs::remove_file(repo.join("a.bin")).unwrap();
     fs::remove_file(repo.join("b.bin")).unwrap();
 
-    let out = env.git(&repo, &["checkout", "--", "."]);
+    let out = env.git_fails(&repo, &["checkout", "--", "."]);
     let err = stderr_of(&out);
     assert!(
-        err.contains("a.bin") && err.contains("not available locally"),
+        err.contains("1 file(s) could not be checked out: a.bin") && err.contains(&a_id),
+        "{err}"
+    );
+    assert!(err.contains("dits.skipDownloadErrors"), "{err}");
+    let out = env.git(
+        &repo,
+        &["-c", "dits.skipDownloadErrors=true", "checkout", "--", "."],
+    );
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("1 file(s) left as pointers (dits.skipDownloadErrors): a.bin"),
         "{err}"
     );
     assert_eq!(

@@ -9,6 +9,7 @@ mod basic;
 mod faults;
 mod filter_process;
 mod gitoxide;
+mod integrity;
 mod interrupt;
 mod media;
 mod memory;

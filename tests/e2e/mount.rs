@@ -585,9 +585,14 @@ fn a_bounded_cache_keeps_the_local_store_small() {
         fetched_bytes >= size,
         "the whole file was fetched ({fetched_bytes})"
     );
+    let pid = m.pid;
     drop(m);
     wait_for("the mount to end", || {
         !listed(&env, &clone, &env.path("mnt"))
+    });
+    // Unmounted is not ended: the process still stores what it was handed, then exits.
+    wait_for("the mount process to exit", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
     });
 
     // The cache's packs (each at most 16 MiB here) stay near the bound: the bound plus the

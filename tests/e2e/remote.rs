@@ -395,15 +395,19 @@ fn authentication_and_trust_refusals_are_clear() {
     );
     assert_eq!(pinned.trim(), server.fingerprint);
 
-    // A wrong pin is a refusal, not a silent trust.
+    // A wrong pin is a refusal, not a silent trust; a malformed one is named as such.
     let key = format!("dits.{}.fingerprint", server.addr);
+    let wrong = format!("blake3:{}", "0".repeat(64));
+    env.git(&a, &["config", &key, &wrong]);
+    let out = env.git_fails(&a, &["push", "origin", "main"]);
+    let err = stderr_of(&out);
+    assert!(err.contains(&format!("pins {wrong}")), "{err}");
+    assert!(err.contains("intercepting"), "{err}");
     env.git(&a, &["config", &key, "blake3:0000"]);
     let out = env.git_fails(&a, &["push", "origin", "main"]);
-    assert!(
-        stderr_of(&out).contains("pins blake3:0000"),
-        "{}",
-        stderr_of(&out)
-    );
+    let err = stderr_of(&out);
+    assert!(err.contains("is not a certificate fingerprint"), "{err}");
+    assert!(!err.contains("intercepting"), "{err}");
     env.git(&a, &["config", &key, &server.fingerprint]);
 
     // A token for another repository, then a read-only one.

@@ -217,3 +217,118 @@ fn chunks_that_do_not_match_their_id_and_incomplete_manifests_are_not_stored() {
         }
     });
 }
+
+/// A write token that stores a manifest for content someone will push later (squatting): the
+/// server does not count it, and the honest push that follows uploads and is cloned exactly.
+#[test]
+fn a_squatted_manifest_does_not_count_and_the_honest_push_uploads() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let a = env.repo("a", &["*.bin"]);
+    write_content(&a.join("clip.bin"), 80, 600_000);
+    let honest = b3(&a.join("clip.bin"));
+    let rt = runtime();
+    rt.block_on(async {
+        // Upload another file's chunks and a manifest that claims clip.bin's id.
+        let conn = connect(&server.addr).await;
+        exchange(&conn, &frames(&[hello("team/film", Some(&token))])).await;
+        let mut store = dits_core::store::MemoryStore::default();
+        let other = crate::support::content(81, 600_000);
+        let m = dits_core::ingest::ingest(
+            &other[..],
+            dits_core::chunker::ChunkerParams::default(),
+            &mut store,
+            &dits_core::progress::Silent,
+        )
+        .unwrap()
+        .manifest;
+        let mut forged = m.clone();
+        forged.file_id = honest.parse().unwrap();
+        let enc = forged.encode();
+        let mut put = vec![Message::PutChunks];
+        for c in &m.chunks {
+            use dits_core::store::ChunkSource;
+            put.push(Message::Chunk {
+                id: c.id,
+                data: store.read_chunk(&c.id).unwrap(),
+            });
+        }
+        for (id, g) in &enc.groups {
+            put.push(Message::Chunk {
+                id: *id,
+                data: g.clone(),
+            });
+        }
+        put.push(Message::BatchEnd);
+        assert!(matches!(
+            exchange(&conn, &frames(&put)).await[..],
+            [Message::BatchAck { .. }]
+        ));
+        let answer = exchange(&conn, &frames(&[Message::PutManifest { top: enc.top }])).await;
+        assert_eq!(error_code(&answer), ErrorCode::BadRequest, "{answer:?}");
+    });
+    env.commit_all(&a, "clip");
+    env.git(&a, &["remote", "add", "origin", &server.url("team/film")]);
+    env.git(&a, &["push", "-q", "-u", "origin", "main"]);
+    let b = env.path("b");
+    env.git(
+        env.tmp.path(),
+        &["clone", "-q", &server.url("team/film"), "b"],
+    );
+    assert_eq!(b3(&b.join("clip.bin")), honest);
+}
+
+/// The server's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A token holder that declares 16 MiB frames on a hundred streams and sends a few bytes of
+/// each cannot inflate the server's memory; a peer that never authenticates is disconnected.
+#[test]
+fn declared_but_unsent_frames_do_not_inflate_the_server_and_silent_peers_are_dropped() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    let pid = server.pid();
+    let rt = runtime();
+    let before = rss_kib(pid);
+    rt.block_on(async {
+        let (mut held, mut conns) = (Vec::new(), Vec::new());
+        for _ in 0..4 {
+            let conn = connect(&server.addr).await;
+            exchange(&conn, &frames(&[hello("team/film", Some(&token))])).await;
+            for _ in 0..30 {
+                let (mut send, recv) = conn.open_bi().await.unwrap();
+                let mut bytes = frames(&[Message::PutChunks]);
+                bytes.extend_from_slice(&((16u32 << 20) + 1).to_le_bytes());
+                bytes.push(dits_core::wire::CHUNK_KIND);
+                bytes.extend_from_slice(&[7u8; 38]);
+                send.write_all(&bytes).await.unwrap();
+                held.push((send, recv));
+            }
+            conns.push(conn);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let during = rss_kib(pid);
+        assert!(
+            during < before + 200 * 1024,
+            "server grew from {before} to {during} KiB for frames it was never sent"
+        );
+        drop(held);
+        drop(conns);
+    });
+    // Connected but silent: closed after the hello deadline.
+    rt.block_on(async {
+        let conn = connect(&server.addr).await;
+        let closed = tokio::time::timeout(Duration::from_secs(20), conn.closed()).await;
+        assert!(closed.is_ok(), "an unauthenticated connection stayed open");
+    });
+}

@@ -40,6 +40,14 @@ pub enum StoreError {
         found: String,
         expected: &'static str,
     },
+    #[error("the manifest of {id} describes {manifest} bytes but the pointer says {pointer}; nothing was written from it; hint: the pointer was edited or the manifest came from a wrong source: run `git dits fsck`, and restore the file with `git checkout -- <path>`")]
+    SizeMismatch {
+        id: FileId,
+        manifest: u64,
+        pointer: u64,
+    },
+    #[error("the content rebuilt from the manifest of {id} {reason}, so that manifest is wrong; it is not used; hint: run `git dits fsck --repair`, then fetch or re-add the file")]
+    ContentMismatch { id: FileId, reason: String },
     #[error("interrupted")]
     Interrupted,
 }
@@ -53,9 +61,25 @@ impl StoreError {
     }
 
     /// Whether trying again later can help (a full disk, a busy resource), as opposed to data
-    /// that is missing or damaged and needs repair.
+    /// that is missing or damaged and needs repair. Corruption is never transient.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Io { .. } | StoreError::Interrupted)
+        match self {
+            StoreError::Io { source, .. } => source.kind() != io::ErrorKind::InvalidData,
+            StoreError::Interrupted => true,
+            _ => false,
+        }
+    }
+
+    /// Whether this says the data itself is wrong (as opposed to absent or unreachable).
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            StoreError::ChunkCorrupt { .. }
+                | StoreError::IndexCorrupt { .. }
+                | StoreError::ManifestCorrupt { .. }
+                | StoreError::SizeMismatch { .. }
+                | StoreError::ContentMismatch { .. }
+        )
     }
 }
 

@@ -9,13 +9,20 @@ mod disk;
 mod error;
 pub mod format;
 pub(crate) mod fsio;
+mod maintain;
+mod manifests;
 mod memory;
+mod packs;
+mod record;
+mod repair;
 mod writer;
 
 pub use discard::Discard;
-pub use disk::{DiskStore, PackInfo, StoreOptions, StoreStats};
+pub use disk::{DiskStore, PackInfo, StoreOptions};
 pub use error::StoreError;
+pub use manifests::StoreStats;
 pub use memory::MemoryStore;
+pub use repair::RepairReport;
 pub use writer::PackWriter;
 
 /// A short random suffix for temp files outside the store (work-tree hydration).

@@ -89,8 +89,8 @@ impl OpenPack {
     }
 }
 
-pub struct PackWriter<'s> {
-    store: &'s DiskStore,
+pub struct PackWriter {
+    store: DiskStore,
     compressor: Option<Compressor>,
     open: Option<OpenPack>,
     /// Writes into a pack of its own even what the store already holds (copying records
@@ -98,8 +98,8 @@ pub struct PackWriter<'s> {
     isolated: bool,
 }
 
-impl<'s> PackWriter<'s> {
-    pub(crate) fn new(store: &'s DiskStore) -> Result<Self, StoreError> {
+impl PackWriter {
+    pub(crate) fn new(store: &DiskStore) -> Result<Self, StoreError> {
         // Dedup against what other processes published since the store was opened.
         store.refresh()?;
         Self::with(store, store.take_spare(), false)
@@ -108,7 +108,7 @@ impl<'s> PackWriter<'s> {
     /// A writer with packs of its own (never shared, no dedup against the store): for
     /// [`DiskStore::rewrite_pack`], and for caches that later drop their packs whole (the
     /// mount's fetched chunks), which must hold nothing else.
-    pub fn isolated(store: &'s DiskStore) -> Result<Self, StoreError> {
+    pub fn isolated(store: &DiskStore) -> Result<Self, StoreError> {
         Self::with(store, None, true)
     }
 
@@ -117,11 +117,7 @@ impl<'s> PackWriter<'s> {
         self.open.as_ref().map(|p| p.name.as_str())
     }
 
-    fn with(
-        store: &'s DiskStore,
-        open: Option<OpenPack>,
-        isolated: bool,
-    ) -> Result<Self, StoreError> {
+    fn with(store: &DiskStore, open: Option<OpenPack>, isolated: bool) -> Result<Self, StoreError> {
         let level = store.options().compression_level;
         let compressor = if level > 0 {
             Some(Compressor::new(level).map_err(|e| StoreError::io(store.root(), e))?)
@@ -129,7 +125,7 @@ impl<'s> PackWriter<'s> {
             None
         };
         Ok(PackWriter {
-            store,
+            store: store.clone(),
             compressor,
             open,
             isolated,
@@ -137,7 +133,7 @@ impl<'s> PackWriter<'s> {
     }
 }
 
-impl PackWriter<'_> {
+impl PackWriter {
     /// Appends one record to the open pack (opening one if needed); publishes the pack when
     /// it reaches the size limit.
     fn append(&mut self, id: ChunkId, data: &[u8]) -> Result<u64, StoreError> {
@@ -154,7 +150,7 @@ impl PackWriter<'_> {
         let raw_len = u32::try_from(data.len()).expect("chunks are at most 16 MiB");
         let stored_len = u32::try_from(payload.len()).expect("compressed chunks are smaller");
         if self.open.is_none() {
-            self.open = Some(OpenPack::create(self.store)?);
+            self.open = Some(OpenPack::create(&self.store)?);
         }
         let pack = self.open.as_mut().expect("just opened");
         let header = RecordHeader {
@@ -221,7 +217,7 @@ impl PackWriter<'_> {
     }
 }
 
-impl ChunkSink for PackWriter<'_> {
+impl ChunkSink for PackWriter {
     fn has_chunk(&self, id: &ChunkId) -> bool {
         self.open.as_ref().is_some_and(|p| p.ids.contains(id))
             || (!self.isolated && self.store.has_chunk(id))
@@ -267,7 +263,7 @@ impl ChunkSink for PackWriter<'_> {
     }
 }
 
-impl Drop for PackWriter<'_> {
+impl Drop for PackWriter {
     fn drop(&mut self) {
         self.rollback();
         let Some(pack) = self.open.take() else { return };

@@ -4,7 +4,7 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use dits_core::hydrate::stream_to;
+use dits_core::reader::stream_to;
 use dits_core::transfer::ensure_local;
 
 use crate::repo::Repo;
@@ -24,7 +24,7 @@ pub fn run(spec: &str) -> Result<ExitCode> {
         Some(pointer) => {
             let store = repo.open_store()?;
             if pointer.size > 0 {
-                ensure_local(&store, &repo.open_sources(), &pointer.id)
+                ensure_local(&store, &repo.open_sources(), &pointer)
                     .with_context(|| format!("{spec} (file {})", pointer.id))?;
             }
             stream_to(&store, &pointer, &mut out)

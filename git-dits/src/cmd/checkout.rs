@@ -4,89 +4,131 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bstr::ByteSlice;
-use dits_core::hydrate::{hydrate_file, Hydrated};
 use dits_core::progress::Progress;
-use dits_core::transfer::ensure_local;
-use dits_core::Pointer;
-use dits_filter::{deferred, stat_record};
+use dits_core::transfer::fetch_all;
+use dits_core::worktree::stat_record;
+use dits_core::worktree::{hydrate_file, read_pointer_file, Hydrated};
+use dits_core::{FileId, Pointer};
+use dits_filter::deferred;
 
 use crate::index_stat;
 use crate::progress::Bar;
 use crate::repo::Repo;
 use crate::tracked;
 
-pub fn run(paths: &[PathBuf], only_deferred: bool, quiet: bool) -> Result<ExitCode> {
+pub fn run(pathspecs: &[String], only_deferred: bool, quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     let work_tree = repo.work_tree()?.to_owned();
-    let mut todo: Vec<(PathBuf, Pointer)> = Vec::new();
+    let mut todo: Vec<PathBuf> = Vec::new();
     let mut journals = Vec::new();
     if only_deferred {
         for (journal, items) in deferred::pending(&repo.journal_dir())? {
             journals.push(journal);
-            todo.extend(items.into_iter().map(|(p, ptr)| (work_tree.join(p), ptr)));
+            todo.extend(items.into_iter().map(|(p, _)| work_tree.join(p)));
         }
     } else {
-        let cwd = std::env::current_dir()?;
-        let wanted: Vec<PathBuf> = paths.iter().map(|p| cwd.join(p)).collect();
-        for f in tracked::in_index(&repo)? {
-            let abs = work_tree.join(f.path.to_path_lossy());
-            if wanted.is_empty() || wanted.iter().any(|w| abs.starts_with(w)) {
-                todo.push((abs, f.pointer));
-            }
+        for f in tracked::matching(&repo, pathspecs)? {
+            todo.push(work_tree.join(f.path.to_path_lossy()));
         }
     }
-    if todo.is_empty() && journals.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let store = repo.open_store()?;
-    let sources = repo.open_sources();
-    let bar = Bar::bytes(quiet, "checkout");
-    bar.set_total(todo.iter().map(|(_, p)| p.size).sum());
-    let (mut written, mut failed) = (Vec::new(), 0);
-    for (path, pointer) in &todo {
-        if bar.interrupted() {
-            anyhow::bail!("interrupted");
-        }
-        if pointer.size > 0 {
-            if let Err(e) = ensure_local(&store, &sources, &pointer.id) {
-                failed += 1;
-                eprintln!("error: {}: {e}", path.display());
-                continue;
-            }
-        }
-        match hydrate_file(&store, path, pointer) {
-            Ok(Hydrated::Written) => {
-                let rel = path.strip_prefix(&work_tree).unwrap_or(path);
-                let _ = stat_record::record(&repo.stat_record_dir(), rel, path, pointer);
-                written.push((path.clone(), *pointer))
-            }
-            Ok(Hydrated::Skipped) => {}
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {e}");
-            }
-        }
-        bar.inc(pointer.size);
-    }
-    bar.finish();
-    if failed == 0 {
+    let code = write(&repo, &todo, quiet)?;
+    if code == ExitCode::SUCCESS {
         for j in journals {
             let _ = std::fs::remove_file(j);
         }
     }
-    if !written.is_empty() {
-        restage(&repo, &written);
-        if !quiet {
-            eprintln!("Wrote {} file(s)", written.len());
+    Ok(code)
+}
+
+/// Writes the content of those of `paths` that are still pointers (fetching what is missing,
+/// all files in one request per source), then makes the index learn the stat data of every
+/// file Dits wrote that it does not know yet. One summary for the files that failed.
+pub fn write(repo: &Repo, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> {
+    let work_tree = repo.work_tree()?.to_owned();
+    let mut todo: Vec<(PathBuf, Pointer)> = Vec::new();
+    for path in paths {
+        if let Some(pointer) =
+            read_pointer_file(path).with_context(|| format!("reading {}", path.display()))?
+        {
+            todo.push((path.clone(), pointer));
         }
     }
-    Ok(if failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut written = Vec::new();
+    if !todo.is_empty() {
+        let store = repo.open_store()?;
+        let pointers: Vec<Pointer> = todo.iter().map(|(_, p)| *p).collect();
+        let sources = repo.open_sources();
+        let fetch_bar = Bar::bytes(quiet, "dits: fetch");
+        let fetched = fetch_all(&store, &sources, &pointers, &fetch_bar);
+        fetch_bar.finish();
+        let unavailable: std::collections::HashMap<FileId, Vec<String>> = fetched
+            .missing
+            .into_iter()
+            .map(|(p, why)| (p.id, why))
+            .collect();
+        let bar = Bar::bytes(quiet, "dits: checkout");
+        bar.set_total(todo.iter().map(|(_, p)| p.size).sum());
+        for (path, pointer) in &todo {
+            if bar.interrupted() {
+                anyhow::bail!("interrupted");
+            }
+            let rel = path.strip_prefix(&work_tree).unwrap_or(path);
+            let shown = rel.display().to_string();
+            if let Some(why) = unavailable.get(&pointer.id) {
+                let why = if why.is_empty() {
+                    format!("no source has file {}", pointer.id)
+                } else {
+                    why.join("; ")
+                };
+                failed.push((shown, why));
+                bar.inc(pointer.size);
+                continue;
+            }
+            match hydrate_file(&store, path, pointer) {
+                Ok(Hydrated::Written) => {
+                    let _ = stat_record::record(&repo.stat_record_dir(), rel, path, pointer);
+                    written.push((path.clone(), *pointer))
+                }
+                Ok(Hydrated::Skipped) => {}
+                Err(e) => failed.push((shown, e.to_string())),
+            }
+            bar.inc(pointer.size);
+        }
+        bar.finish();
+    }
+    // Files written before (by the filter of a client that wrote its index late, or by a
+    // hook whose command wrote its index again afterwards) that the index does not know.
+    let records = repo.stat_record_dir();
+    let mut to_index = written.clone();
+    for (rel, pointer) in stat_record::pending(&records, &work_tree) {
+        let abs = work_tree.join(&rel);
+        if !to_index.iter().any(|(p, _)| *p == abs) {
+            to_index.push((abs, pointer));
+        }
+    }
+    if !to_index.is_empty() {
+        restage(repo, &to_index);
+    }
+    if !quiet && !written.is_empty() {
+        eprintln!("dits: wrote {} file(s)", written.len());
+    }
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (path, why) in failed.iter().take(20) {
+        eprintln!("error: {path}: {why}");
+    }
+    if failed.len() > 20 {
+        eprintln!("error: ... and {} more", failed.len() - 20);
+    }
+    eprintln!(
+        "dits: {} file(s) left as pointers; hint: `git dits status` shows what the Dits server has; content that was never pushed must come from the clone that added it (`git dits push` there)",
+        failed.len()
+    );
+    Ok(ExitCode::from(1))
 }
 
 /// Makes the index record the real size and times of files we rewrote.
@@ -100,7 +142,6 @@ pub fn run(paths: &[PathBuf], only_deferred: bool, quiet: bool) -> Result<ExitCo
 /// else, and re-staging would stage the user's change. Best effort: on failure `git status` is
 /// still right, slower.
 pub fn restage(repo: &Repo, files: &[(PathBuf, Pointer)]) {
-    use std::io::Write;
     use std::os::unix::ffi::OsStrExt;
     let Ok(work_tree) = repo.work_tree() else {
         return;
@@ -112,16 +153,22 @@ pub fn restage(repo: &Repo, files: &[(PathBuf, Pointer)]) {
             (rel.to_owned(), *pointer)
         })
         .collect();
+    let records = repo.stat_record_dir();
     let left = match index_stat::record(repo, &files) {
         Ok(left) => left,
         Err(e) => {
             tracing::debug!("index not updated in place, re-staging instead: {e:#}");
-            files
+            files.clone()
         }
     };
+    for (rel, _) in files.iter().filter(|f| !left.contains(f)) {
+        stat_record::settle(&records, rel);
+    }
     if left.is_empty() {
         return;
     }
+    // No index yet (a client that writes it after its filters exit): the files stay pending
+    // for the next Dits command.
     let Ok(index) = repo.repo.open_index() else {
         return;
     };
@@ -130,39 +177,40 @@ pub fn restage(repo: &Repo, files: &[(PathBuf, Pointer)]) {
         let Some(rel_bytes) = gix::path::os_str_into_bstr(rel.as_os_str()).ok() else {
             continue;
         };
-        let staged = index.entry_by_path(rel_bytes).map(|e| e.id);
         let ours = gix::objs::compute_hash(
             repo.repo.object_hash(),
             gix::objs::Kind::Blob,
             &pointer.to_bytes(),
         )
         .ok();
-        if staged.is_some() && staged == ours {
-            paths.push(rel.clone());
+        match index.entry_by_path(rel_bytes).map(|e| e.id) {
+            // Not in the index (yet): pending.
+            None => {}
+            Some(staged) if Some(staged) == ours => paths.push(rel.clone()),
+            // The index stages something else (the user's change): nothing to record.
+            Some(_) => stat_record::settle(&records, rel),
         }
     }
     if paths.is_empty() {
         return;
     }
-    let child = std::process::Command::new("git")
-        .args(["update-index", "-q", "-z", "--stdin"])
-        .current_dir(work_tree)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else { return };
-    if let Some(mut stdin) = child.stdin.take() {
-        for rel in &paths {
-            let _ = stdin.write_all(rel.as_os_str().as_bytes());
-            let _ = stdin.write_all(b"\0");
-        }
+    let mut input = Vec::new();
+    for rel in &paths {
+        input.extend_from_slice(rel.as_os_str().as_bytes());
+        input.push(0);
     }
-    match child.wait_with_output() {
-        Ok(out) if !out.status.success() => tracing::warn!(
-            "could not update the index after writing large files: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+    let updated = crate::git::git(&["update-index", "-q", "-z", "--stdin"])
+        .current_dir(work_tree)
+        .input(input)
+        .output();
+    match updated {
+        Ok(_) => {
+            for rel in &paths {
+                stat_record::settle(&records, rel);
+            }
+        }
+        Err(e) => tracing::warn!(
+            "could not update the index after writing large files: {e:#}; hint: `git dits checkout` tries again"
         ),
-        _ => {}
     }
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::git;
+use crate::git::git;
 use crate::repo::{Repo, KEYS};
 
 pub fn run() -> Result<ExitCode> {
@@ -12,6 +12,7 @@ pub fn run() -> Result<ExitCode> {
     println!(
         "{}",
         git(&["--version"])
+            .text()
             .unwrap_or_else(|e| format!("git: {e}"))
             .trim()
     );

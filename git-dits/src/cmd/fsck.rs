@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use bstr::{BString, ByteSlice};
 use dits_core::chunker::ChunkerParams;
-use dits_core::hydrate::read_pointer_file;
 use dits_core::ingest_media::ingest_any;
 use dits_core::progress::{Progress, Silent};
+use dits_core::reader::{copy_prefetched, from_io};
+use dits_core::rebuild::manifest_for;
 use dits_core::store::{ChunkSource, DiskStore, StoreError};
+use dits_core::worktree::read_pointer_file;
 use dits_core::{ChunkId, FileId, Pointer};
 
 use crate::progress::Bar;
@@ -17,6 +19,7 @@ use crate::repo::Repo;
 use crate::tracked;
 
 /// Where a file id was seen first, to name it in reports.
+#[derive(Clone)]
 struct Seen {
     pointer: Pointer,
     path: BString,
@@ -92,20 +95,82 @@ fn collect(repo: &Repo, revs: &[String]) -> Result<HashMap<FileId, Seen>> {
     Ok(files)
 }
 
-pub fn run(revs: &[String], repair: bool, quiet: bool) -> Result<ExitCode> {
+pub fn run(revs: &[String], repair: bool, quick: bool, quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     let store = repo.open_store()?;
-    let mut problems = 0usize;
-    for d in store.damaged_indexes() {
-        eprintln!("damaged index: {d}");
-        problems += 1;
+    let report = check(&repo, &store, revs, quick, quiet)?;
+    if repair && report.repairable() {
+        self_repair(&repo, &store, &report)?;
+        eprintln!("repair: checking again");
+        let after = check(&repo, &store, revs, quick, quiet)?;
+        return Ok(after.finish(quiet, false));
     }
-    let files = collect(&repo, revs)?;
+    Ok(report.finish(quiet, !repair))
+}
+
+/// What one pass of `fsck` found.
+struct Report {
+    files: usize,
+    chunks: usize,
+    /// Problems `--repair` can act on: damaged packs and indexes, damaged or wrong data.
+    damaged: usize,
+    /// Files whose content is neither here (intact) nor on the Dits server.
+    lost: usize,
+    /// Files with damaged or wrong data here, to re-store from the work tree.
+    broken: Vec<Seen>,
+}
+
+impl Report {
+    fn repairable(&self) -> bool {
+        self.damaged > 0
+    }
+
+    fn finish(&self, quiet: bool, hint: bool) -> ExitCode {
+        let problems = self.damaged + self.lost;
+        if problems > 0 {
+            eprintln!("{problems} problem(s) found");
+            if hint && self.damaged > 0 {
+                eprintln!("hint: `git dits fsck --repair` drops damaged data, rebuilds indexes from the packs, and re-stores intact work-tree copies");
+            }
+            if self.lost > 0 {
+                eprintln!("hint: content that is neither here nor on the Dits server can only come back from a copy of the file: re-add it with `git add`, or from a backup");
+            }
+            return ExitCode::from(1);
+        }
+        if !quiet {
+            eprintln!(
+                "{} file(s), {} chunk(s) verified; no problems",
+                self.files, self.chunks
+            );
+        }
+        ExitCode::SUCCESS
+    }
+}
+
+fn check(
+    repo: &Repo,
+    store: &DiskStore,
+    revs: &[String],
+    quick: bool,
+    quiet: bool,
+) -> Result<Report> {
+    let mut report = Report {
+        files: 0,
+        chunks: 0,
+        damaged: 0,
+        lost: 0,
+        broken: Vec::new(),
+    };
+    for d in store.damaged_indexes() {
+        eprintln!("damaged: {d}");
+        report.damaged += 1;
+    }
+    let files = collect(repo, revs)?;
+    report.files = files.len();
     let bar = Bar::bytes(quiet, "verifying");
     bar.set_total(files.values().map(|s| s.pointer.size).sum());
     // Per chunk: Some(true) intact, Some(false) damaged, None not in the store.
     let mut verified: HashMap<ChunkId, Option<bool>> = HashMap::new();
-    let mut broken: Vec<&Seen> = Vec::new();
     // Content that is simply not here (a skip-smudge clone, `git dits prune`): fine if the
     // Dits server has it, checked below.
     let mut not_local: Vec<NotLocal> = Vec::new();
@@ -116,10 +181,13 @@ pub fn run(revs: &[String], repair: bool, quiet: bool) -> Result<ExitCode> {
         if seen.pointer.size == 0 {
             continue;
         }
-        let ok = match store.read_manifest(id) {
+        if bar.interrupted() {
+            anyhow::bail!("interrupted");
+        }
+        let manifest = match manifest_for(store, &seen.pointer) {
             Err(e @ StoreError::ManifestMissing { .. }) => {
                 not_local.push(NotLocal {
-                    seen,
+                    seen: seen.clone(),
                     why: e.to_string(),
                     chunks: None,
                 });
@@ -127,110 +195,139 @@ pub fn run(revs: &[String], repair: bool, quiet: bool) -> Result<ExitCode> {
             }
             Err(e) => {
                 eprintln!("{} (file {id}, at {}): {e}", seen.path, seen.at);
-                false
+                report.damaged += 1;
+                report.broken.push(seen.clone());
+                continue;
             }
-            Ok(m) if m.size != seen.pointer.size => {
-                eprintln!(
-                    "{} (file {id}, at {}): manifest says {} bytes, pointer says {}",
-                    seen.path, seen.at, m.size, seen.pointer.size
-                );
-                false
-            }
-            Ok(m) => {
-                let (mut damaged, mut missing, mut missing_ids) = (false, None, Vec::new());
-                for c in &m.chunks {
-                    if bar.interrupted() {
-                        anyhow::bail!("interrupted");
-                    }
-                    let state =
-                        *verified
-                            .entry(c.id)
-                            .or_insert_with(|| match store.read_chunk(&c.id) {
-                                Ok(_) => Some(true),
-                                Err(StoreError::ChunkMissing { .. }) => None,
-                                Err(e) => {
-                                    eprintln!("{} (file {id}, at {}): {e}", seen.path, seen.at);
-                                    Some(false)
-                                }
-                            });
-                    match state {
-                        Some(true) => {}
-                        Some(false) => damaged = true,
-                        None => {
-                            missing
-                                .get_or_insert(StoreError::ChunkMissing { id: c.id }.to_string());
-                            missing_ids.push(c.id);
-                        }
-                    }
-                    bar.inc(u64::from(c.len));
-                }
-                match missing {
-                    Some(why) if !damaged => {
-                        not_local.push(NotLocal {
-                            seen,
-                            why,
-                            chunks: Some(missing_ids),
-                        });
-                        continue;
-                    }
-                    _ => !damaged && missing.is_none(),
-                }
-            }
+            Ok(m) => m,
         };
-        if !ok {
-            problems += 1;
-            broken.push(seen);
+        let missing: Vec<ChunkId> = manifest
+            .chunks
+            .iter()
+            .filter(|c| !store.has_chunk(&c.id))
+            .map(|c| c.id)
+            .collect();
+        if !missing.is_empty() {
+            not_local.push(NotLocal {
+                seen: seen.clone(),
+                why: StoreError::ChunkMissing { id: missing[0] }.to_string(),
+                chunks: Some(missing),
+            });
+            bar.inc(seen.pointer.size);
+            continue;
+        }
+        let result = if quick {
+            // Each chunk once, against its id; the whole file is not rebuilt.
+            let mut bad = None;
+            for c in &manifest.chunks {
+                let state =
+                    *verified
+                        .entry(c.id)
+                        .or_insert_with(|| match store.read_chunk(&c.id) {
+                            Ok(_) => Some(true),
+                            Err(e) => {
+                                bad.get_or_insert(e);
+                                Some(false)
+                            }
+                        });
+                if state == Some(false) && bad.is_none() {
+                    bad = Some(StoreError::ChunkCorrupt {
+                        id: c.id,
+                        pack: "(see above)".into(),
+                        offset: 0,
+                        reason: "damaged".into(),
+                    });
+                }
+            }
+            bad.map_or(Ok(()), Err)
+        } else {
+            // The whole content, rebuilt and checked against the file id (each chunk is
+            // verified on the way): a manifest that names the wrong content is found too.
+            let rebuilt = copy_prefetched(store, &manifest, &mut std::io::sink())
+                .map(drop)
+                .map_err(|e| from_io(e, std::path::Path::new("-")));
+            for c in &manifest.chunks {
+                verified.entry(c.id).or_insert(Some(rebuilt.is_ok()));
+            }
+            rebuilt
+        };
+        bar.inc(seen.pointer.size);
+        if let Err(e) = result {
+            eprintln!("{} (file {id}, at {}): {e}", seen.path, seen.at);
+            report.damaged += 1;
+            report.broken.push(seen.clone());
         }
     }
+    // Every other record in the store, so no damage hides in chunks no reachable file uses.
+    let verified_ids: HashSet<ChunkId> = verified
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(id, _)| *id)
+        .collect();
+    store.verify_all_but(
+        &|id| verified_ids.contains(id),
+        |e| {
+            eprintln!("damaged (not used by a file checked here): {e}");
+            report.damaged += 1;
+        },
+        &Silent,
+    )?;
+    report.chunks = verified.len();
     if !not_local.is_empty() {
-        for (seen, why) in remote_lacks(&repo, &not_local, quiet) {
+        for (seen, why) in remote_lacks(repo, &not_local, quiet) {
             eprintln!(
                 "{} (file {}, at {}): {why}",
                 seen.path, seen.pointer.id, seen.at
             );
-            problems += 1;
-            broken.push(seen);
+            report.lost += 1;
         }
     }
     bar.finish();
-    if repair {
-        problems = self_repair(&repo, &store, &broken, problems)?;
-    }
-    if problems > 0 {
-        eprintln!("{problems} problem(s) found");
-        if !repair {
-            eprintln!("hint: `git dits fsck --repair` drops damaged data and re-stores intact work-tree copies");
-        }
-        return Ok(ExitCode::from(1));
-    }
-    if !quiet {
-        eprintln!(
-            "{} file(s), {} chunk(s) verified; no problems",
-            files.len(),
-            verified.len()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(report)
 }
 
-/// Forgets damaged data, then re-stores the content of broken files from intact work-tree
-/// copies (content whose BLAKE3 matches the pointer). Returns the problems left.
-fn self_repair(repo: &Repo, store: &DiskStore, broken: &[&Seen], problems: usize) -> Result<usize> {
-    let rebuilt = store.rebuild_damaged_indexes()?;
+/// Rebuilds damaged and missing indexes from the packs, drops damaged chunks and wrong
+/// manifests, then re-stores the content of broken files from intact work-tree copies
+/// (content whose BLAKE3 matches the pointer).
+fn self_repair(repo: &Repo, store: &DiskStore, report: &Report) -> Result<()> {
+    // Packs without an index younger than this may still be written by another process.
+    let orphan_age = std::time::Duration::from_secs(3600);
+    let packs = store.repair_packs(orphan_age)?;
     let dropped = store.drop_damaged()?;
     eprintln!(
-        "repair: rebuilt {rebuilt} index(es), dropped {} damaged chunk(s)",
+        "repair: rebuilt {} index(es) and indexed {} orphan pack(s) from their records ({} chunk(s) readable again), copied {} pack(s) with a damaged header, dropped {} damaged chunk(s)",
+        packs.indexes_rebuilt,
+        packs.orphans_indexed,
+        packs.chunks_recovered,
+        packs.headers_repaired,
         dropped.len()
     );
+    if packs.orphans_too_young > 0 {
+        eprintln!(
+            "repair: left {} pack(s) without an index alone: written in the last hour, another git-dits may still be writing them",
+            packs.orphans_too_young
+        );
+    }
     let work_tree = repo.work_tree()?;
-    let mut left = problems.saturating_sub(rebuilt);
-    for seen in broken {
-        if let Err(StoreError::ManifestCorrupt { .. }) = store.read_manifest(&seen.pointer.id) {
+    for seen in &report.broken {
+        let wrong = match manifest_for(store, &seen.pointer) {
+            Err(e) => e.is_corruption(),
+            Ok(m) => matches!(
+                copy_prefetched(store, &m, &mut std::io::sink())
+                    .map_err(|e| from_io(e, std::path::Path::new("-"))),
+                Err(StoreError::ContentMismatch { .. })
+            ),
+        };
+        if wrong {
             store.remove_manifest(&seen.pointer.id)?;
+            eprintln!(
+                "repair: {}: removed a wrong manifest of {}",
+                seen.path, seen.pointer.id
+            );
         }
         let path = work_tree.join(seen.path.to_path_lossy());
         if !path.is_file() || read_pointer_file(&path)?.is_some() {
-            eprintln!("repair: {}: no intact copy in the work tree; hint: fetch it from a remote or restore it from a backup", seen.path);
+            eprintln!("repair: {}: no intact copy in the work tree; hint: `git dits fetch` gets it from the Dits server if it has it, or restore it from a backup", seen.path);
             continue;
         }
         let file = std::fs::File::open(&path)?;
@@ -250,7 +347,6 @@ fn self_repair(repo: &Repo, store: &DiskStore, broken: &[&Seen], problems: usize
         )?;
         if got.manifest.file_id == seen.pointer.id {
             eprintln!("repair: {}: re-stored from the work tree", seen.path);
-            left = left.saturating_sub(1);
         } else {
             eprintln!(
                 "repair: {}: the work-tree copy differs from the committed content; not used",
@@ -258,12 +354,12 @@ fn self_repair(repo: &Repo, store: &DiskStore, broken: &[&Seen], problems: usize
             );
         }
     }
-    Ok(left)
+    Ok(())
 }
 
 /// A file whose content is not (completely) in the local store.
-struct NotLocal<'a> {
-    seen: &'a Seen,
+struct NotLocal {
+    seen: Seen,
     why: String,
     /// The chunks missing, when the manifest is here (after `git dits prune`): the server
     /// may hold them for other versions even if it never saw this one.
@@ -275,10 +371,10 @@ struct NotLocal<'a> {
 /// content exists anywhere.
 fn remote_lacks<'a>(
     repo: &Repo,
-    not_local: &[NotLocal<'a>],
+    not_local: &'a [NotLocal],
     quiet: bool,
 ) -> Vec<(&'a Seen, String)> {
-    let all = || not_local.iter().map(|n| (n.seen, n.why.clone())).collect();
+    let all = || not_local.iter().map(|n| (&n.seen, n.why.clone())).collect();
     let server = match crate::remote::server_for(repo, None, false) {
         Ok(Some(s)) => s,
         Ok(None) => return all(),
@@ -290,7 +386,7 @@ fn remote_lacks<'a>(
             return all();
         }
     };
-    let answer = git_remote_dits::Session::connect(&server.url).and_then(|session| {
+    let answer = crate::remote::connect(repo, &server, !quiet, None).and_then(|session| {
         let files: Vec<FileId> = not_local.iter().map(|n| n.seen.pointer.id).collect();
         let has_file = session.has_files(&files)?;
         let chunk_ids: Vec<ChunkId> = not_local
@@ -321,7 +417,7 @@ fn remote_lacks<'a>(
                 .filter(|(_, &p)| !p)
                 .map(|(n, _)| {
                     (
-                        n.seen,
+                        &n.seen,
                         format!("{}; and {} does not have it either", n.why, server.url),
                     )
                 })
@@ -339,7 +435,7 @@ fn remote_lacks<'a>(
             .iter()
             .map(|n| {
                 (
-                    n.seen,
+                    &n.seen,
                     format!("{}; and {} could not be asked: {e}", n.why, server.url),
                 )
             })

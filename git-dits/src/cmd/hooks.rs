@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use dits_core::store::{ChunkSource, DiskStore};
 use dits_core::transfer::import_file;
 use git_remote_dits::helper::is_zero;
-use git_remote_dits::Session;
 
+use crate::git::git;
 use crate::reachable;
 use crate::remote::configured_url;
 use crate::repo::Repo;
@@ -80,8 +80,11 @@ fn pre_push(args: &[String]) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let url = git_remote_dits::DitsUrl::parse(&server).context(origin)?;
-    let session =
-        Session::connect(&url).with_context(|| format!("connecting to {url} ({origin})"))?;
+    let server = crate::remote::DitsServer {
+        url,
+        origin: origin.to_owned(),
+    };
+    let session = crate::remote::connect(&repo, &server, true, None)?;
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     crate::helper::upload(&repo, &session, &include, &exclude, progress)?;
     Ok(ExitCode::SUCCESS)
@@ -177,15 +180,9 @@ fn update(args: &[String]) -> Result<ExitCode> {
 /// default branch name need not be what was pushed), so clones would check out nothing.
 /// Point it at `main`, `master` or the first branch pushed.
 fn post_update(refs: &[String]) -> Result<ExitCode> {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .output()
-    };
-    let born = git(&["rev-parse", "--verify", "-q", "HEAD"])?
-        .status
-        .success();
+    let born = git(&["rev-parse", "--verify", "-q", "HEAD"])
+        .optional()?
+        .is_some();
     if born {
         return Ok(ExitCode::SUCCESS);
     }
@@ -198,7 +195,7 @@ fn post_update(refs: &[String]) -> Result<ExitCode> {
         .find_map(|p| branches.iter().find(|b| b.as_str() == *p))
         .or(branches.first());
     if let Some(branch) = pick {
-        git(&["symbolic-ref", "HEAD", branch])?;
+        git(&["symbolic-ref", "HEAD", branch.as_str()]).output()?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use super::git;
 use crate::cli::Scope;
+use crate::git::git;
 use crate::repo::Repo;
 
 /// Every key `install` sets. The filter runs as one long-lived process per git command; the
@@ -55,7 +55,7 @@ pub fn install(scope: Scope, force: bool, quiet: bool) -> Result<ExitCode> {
         None
     };
     for (key, value) in KEYS {
-        git(&["config", flag, key, value])?;
+        git(&["config", flag, key, value]).output()?;
     }
     let mut code = ExitCode::SUCCESS;
     if let Some(repo) = &repo {
@@ -103,12 +103,9 @@ pub fn uninstall(scope: Scope, quiet: bool) -> Result<ExitCode> {
     let flag = scope_flag(scope);
     for (key, _) in KEYS {
         // Exit code 5 means "not set": uninstall is idempotent.
-        let status = std::process::Command::new("git")
-            .args(["config", flag, "--unset-all", key])
-            .status()
-            .context("running git config")?;
+        let code = git(&["config", flag, "--unset-all", key]).code()?;
         anyhow::ensure!(
-            status.success() || status.code() == Some(5),
+            matches!(code, Some(0 | 5)),
             "git config {flag} --unset-all {key} failed"
         );
     }

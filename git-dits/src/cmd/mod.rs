@@ -18,9 +18,9 @@ mod status;
 mod sync;
 mod track;
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 pub(crate) use checkout::restage;
 
@@ -35,7 +35,11 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Cmd::Untrack { patterns } => track::untrack(patterns, quiet),
         Cmd::LsFiles { rev, long } => ls_files::run(rev.as_deref(), *long),
         Cmd::Status => status::run(),
-        Cmd::Fsck { revs, repair } => fsck::run(revs, *repair, quiet),
+        Cmd::Fsck {
+            revs,
+            repair,
+            quick,
+        } => fsck::run(revs, *repair, *quick, quiet),
         Cmd::Pointer { path } => pointer::run(path),
         Cmd::Stats => stats::run(),
         Cmd::Env => env::run(),
@@ -76,33 +80,19 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Cmd::Serve {
             root,
             listen,
+            transport,
             cert,
             key,
             action,
         } => serve::run(
             root.as_deref(),
             listen,
+            transport,
             cert.as_deref(),
             key.as_deref(),
             action.as_ref(),
         ),
     }
-}
-
-/// Runs `git` for the few things gix does not do (config writes, index refresh) and fails
-/// with its stderr if it fails.
-pub(crate) fn git(args: &[&str]) -> Result<String> {
-    let out = Command::new("git")
-        .args(args)
-        .output()
-        .with_context(|| format!("running git {}", args.join(" ")))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "git {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Human-readable byte counts (binary units, as `ls -h` and git print them).

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use bstr::ByteSlice;
-use dits_core::hydrate::read_pointer_file;
 use dits_core::store::ChunkSource;
+use dits_core::worktree::read_pointer_file;
 
 use super::human;
 use super::ls_files::presence;

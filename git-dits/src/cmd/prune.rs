@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use dits_core::manifest::TopManifest;
 use dits_core::ChunkId;
-use git_remote_dits::Session;
 
 use super::human;
 use crate::remote::server_for;
@@ -45,8 +44,7 @@ pub fn run(remote: Option<&str>, now: bool, dry_run: bool, quiet: bool) -> Resul
         .flat_map(|(_, ids)| ids.iter().copied())
         .filter(|id| !groups.contains(id))
         .collect();
-    let session = Session::connect(&server.url)
-        .with_context(|| format!("connecting to {} ({})", server.url, server.origin))?;
+    let session = crate::remote::connect(&repo, &server, !quiet, None)?;
     let on_server: HashSet<ChunkId> = candidates
         .iter()
         .copied()

@@ -13,6 +13,7 @@ use crate::cli::{ServeAction, TokenAction};
 pub fn run(
     root: Option<&Path>,
     listen: &str,
+    transport: &str,
     cert: Option<&Path>,
     key: Option<&Path>,
     action: Option<&ServeAction>,
@@ -23,7 +24,7 @@ pub fn run(
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     let root = std::fs::canonicalize(root)?;
     match action {
-        None => serve(&root, listen, cert, key),
+        None => serve(&root, listen, transport, cert, key),
         Some(ServeAction::Fingerprint) => {
             let fp = match cert.zip(key) {
                 Some((c, k)) => git_remote_dits::tls::ServerIdentity::load(c, k)?.fingerprint(),
@@ -36,7 +37,13 @@ pub fn run(
     }
 }
 
-fn serve(root: &Path, listen: &str, cert: Option<&Path>, key: Option<&Path>) -> Result<ExitCode> {
+fn serve(
+    root: &Path,
+    listen: &str,
+    transport: &str,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<ExitCode> {
     let listen = listen.parse().with_context(|| {
         format!("--listen {listen:?}: expected ADDRESS:PORT, e.g. 0.0.0.0:7418")
     })?;
@@ -47,6 +54,9 @@ fn serve(root: &Path, listen: &str, cert: Option<&Path>, key: Option<&Path>) -> 
         listen,
         identity: cert.zip(key).map(|(c, k)| (c.to_owned(), k.to_owned())),
         hook_program,
+        quic: transport != "tcp",
+        tcp: transport != "quic",
+        limits: server::Limits::default(),
     };
     server::run(opts, |addr, fp| {
         // Scripts (and the tests) read these two lines to learn the port and the pin.
@@ -54,8 +64,13 @@ fn serve(root: &Path, listen: &str, cert: Option<&Path>, key: Option<&Path>) -> 
         let _ = writeln!(out, "listening {addr}");
         let _ = writeln!(out, "fingerprint {fp}");
         let _ = out.flush();
+        let how = match transport {
+            "quic" => "QUIC (UDP) only",
+            "tcp" => "TLS over TCP only",
+            _ => "QUIC (UDP) and TLS over TCP",
+        };
         eprintln!(
-            "dits: serving {} on {addr} (QUIC); clients pin certificate {fp}",
+            "dits: serving {} on {addr} ({how}); clients pin certificate {fp}",
             root.display()
         );
     })?;

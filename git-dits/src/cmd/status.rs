@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use bstr::ByteSlice;
-use dits_core::hydrate::read_pointer_file;
+use dits_core::worktree::read_pointer_file;
 
 use super::ls_files::{presence, Presence};
 use super::{human, quote_path};
@@ -83,7 +83,8 @@ fn remote_status(repo: &Repo, files: &[tracked::TrackedFile]) {
     let ids: Vec<dits_core::FileId> = wanted.iter().map(|f| f.pointer.id).collect();
     // A report should not hang on a server that is down.
     let quick = std::time::Duration::from_secs(5);
-    let answer = git_remote_dits::Session::connect_within(&server.url, quick)
+    let answer = crate::remote::connect(repo, &server, false, Some(quick))
+        .map_err(|e| git_remote_dits::NetError::Helper(format!("{e:#}")))
         .and_then(|s| s.has_files(&ids));
     match answer {
         Ok(present) => {

@@ -7,12 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use bstr::ByteSlice;
-use dits_core::FileId;
-use git_remote_dits::Session;
+use dits_core::transfer::{fetch as fetch_into, FetchOptions};
+use dits_core::Pointer;
+use git_remote_dits::client::RemoteSource;
 
 use super::human;
 use crate::progress::Bar;
-use crate::remote::{server_for, DitsServer};
+use crate::remote::{connect, server_for, DitsServer};
 use crate::repo::Repo;
 use crate::tracked;
 
@@ -20,11 +21,6 @@ fn server(repo: &Repo, remote: Option<&str>, push: bool) -> Result<DitsServer> {
     server_for(repo, remote, push)?.context(
         "no Dits server is configured; hint: add a dits:// remote, or set `git config dits.url dits://host[:port]/repo` (or commit it in .ditsconfig)",
     )
-}
-
-fn connect(server: &DitsServer) -> Result<Session> {
-    Session::connect(&server.url)
-        .with_context(|| format!("connecting to {} ({})", server.url, server.origin))
 }
 
 pub fn push(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitCode> {
@@ -35,7 +31,7 @@ pub fn push(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitCo
     } else {
         revs.to_vec()
     };
-    let session = connect(&server)?;
+    let session = connect(&repo, &server, !quiet, None)?;
     crate::helper::upload(&repo, &session, &include, &[], !quiet)?;
     if !quiet {
         eprintln!(
@@ -56,58 +52,99 @@ pub fn fetch(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitC
         revs.to_vec()
     };
     // The files of each revision's tree (what a checkout of it needs), not its history.
-    let mut ids: Vec<FileId> = Vec::new();
+    let mut wanted: Vec<(String, Pointer)> = Vec::new();
     for rev in &revs {
-        ids.extend(
+        wanted.extend(
             tracked::in_rev(&repo, rev)?
                 .into_iter()
                 .filter(|f| f.pointer.size > 0)
-                .map(|f| f.pointer.id),
+                .map(|f| (super::quote_path(f.path.as_ref()), f.pointer)),
         );
     }
-    download(&repo, &server, &ids, quiet)?;
-    Ok(ExitCode::SUCCESS)
+    download(&repo, &server, &wanted, quiet)
 }
 
-fn download(repo: &Repo, server: &DitsServer, ids: &[FileId], quiet: bool) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
+/// Fetches `wanted` from `server`; the exit code says whether every file came.
+fn download(
+    repo: &Repo,
+    server: &DitsServer,
+    wanted: &[(String, Pointer)],
+    quiet: bool,
+) -> Result<ExitCode> {
+    if wanted.is_empty() {
+        return Ok(ExitCode::SUCCESS);
     }
     let store = repo.open_store()?;
-    let session = connect(server)?;
+    let mut settings = repo.net_settings()?;
+    settings.verbose = !quiet;
+    let source = RemoteSource::new(server.url.clone(), settings);
     let bar = Bar::bytes(quiet, "dits: fetch");
-    let stats = session.fetch_files(&store, ids, &bar)?;
+    let pointers: Vec<Pointer> = wanted.iter().map(|(_, p)| *p).collect();
+    let got = fetch_into(
+        &store,
+        &source,
+        &pointers,
+        FetchOptions {
+            progress: Some(&bar),
+            ..FetchOptions::default()
+        },
+    )
+    .with_context(|| format!("fetching from {} ({})", server.url, server.origin))?;
     bar.finish();
     if !quiet {
         eprintln!(
             "dits: fetched {} of {} file(s) from {}: {} in {} chunk(s)",
-            stats.files_fetched,
-            stats.files,
+            got.files_fetched - got.failed.len(),
+            got.files,
             server.url,
-            human(stats.bytes_fetched),
-            stats.chunks_fetched
+            human(got.bytes_fetched),
+            got.chunks_fetched
         );
     }
-    Ok(())
+    if got.failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (pointer, why) in &got.failed {
+        let path = wanted
+            .iter()
+            .find(|(_, p)| p.id == pointer.id)
+            .map_or("?", |(path, _)| path.as_str());
+        eprintln!("error: {path} (file {}): {why}", pointer.id);
+    }
+    eprintln!(
+        "dits: {} file(s) could not be fetched; hint: they may never have been pushed: `git dits push` from a clone that has them",
+        got.failed.len()
+    );
+    Ok(ExitCode::from(1))
 }
 
-/// Fetches the content of tracked files in the work tree (all, or under PATHs), then writes
-/// the files that are still pointers.
-pub fn pull(remote: Option<&str>, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> {
+/// Fetches the content of tracked files in the work tree (all, or those the pathspecs
+/// match), then writes the files that are still pointers.
+pub fn pull(remote: Option<&str>, pathspecs: &[String], quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     let server = server(&repo, remote, false)?;
-    let work_tree = repo.work_tree()?.to_owned();
-    let cwd = std::env::current_dir()?;
-    let wanted: Vec<PathBuf> = paths.iter().map(|p| cwd.join(p)).collect();
-    let ids: Vec<FileId> = tracked::in_index(&repo)?
-        .into_iter()
-        .filter(|f| {
-            let abs = work_tree.join(f.path.to_path_lossy());
-            wanted.is_empty() || wanted.iter().any(|w| abs.starts_with(w))
-        })
+    let files = tracked::matching(&repo, pathspecs)?;
+    if !quiet && !pathspecs.is_empty() {
+        eprintln!(
+            "dits: {} tracked file(s) match {}",
+            files.len(),
+            pathspecs.join(" ")
+        );
+    }
+    let wanted: Vec<(String, Pointer)> = files
+        .iter()
         .filter(|f| f.pointer.size > 0)
-        .map(|f| f.pointer.id)
+        .map(|f| (super::quote_path(f.path.as_ref()), f.pointer))
         .collect();
-    download(&repo, &server, &ids, quiet)?;
-    super::checkout::run(paths, false, quiet)
+    let fetched = download(&repo, &server, &wanted, quiet)?;
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|f| repo.work_tree().map(|w| w.join(f.path.to_path_lossy())))
+        .collect::<Result<_>>()?;
+    let written = super::checkout::write(&repo, &paths, quiet)?;
+    Ok(if fetched != ExitCode::SUCCESS {
+        fetched
+    } else {
+        written
+    })
 }

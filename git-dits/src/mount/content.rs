@@ -18,13 +18,14 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 
 use anyhow::{anyhow, Result};
 use dits_core::manifest::ChunkRef;
+use dits_core::rebuild::manifest_for;
+use dits_core::source::ContentSource;
 use dits_core::span_map::SpanMap;
-use dits_core::store::{ChunkSource, DiskStore};
-use dits_core::Manifest;
-use dits_core::{ChunkId, FileId};
+use dits_core::store::{ChunkSource, DiskStore, StoreError};
+use dits_core::transfer::manifest_from;
+use dits_core::{ChunkId, FileId, Pointer};
 
 use super::disk_cache::DiskCache;
-use super::origin::ChunkOrigin;
 
 /// Sequential bytes a handle must read before readahead starts: more than one random read
 /// of a typical size (a player's seek reads a few hundred KiB), so random readers never pay
@@ -95,9 +96,10 @@ type Shared = Arc<Vec<u8>>;
 /// What the cache writer is handed to store.
 enum Kept {
     Chunks(Vec<(ChunkId, Shared)>),
-    /// A manifest from an origin: its groups go into the store proper (never evicted, like
-    /// `git dits prune` keeps them), then its top level.
-    Manifest(Manifest),
+    /// The group objects of a manifest from an origin: they go into the store proper (never
+    /// evicted, like `git dits prune` keeps them). The top level is not kept: nothing has
+    /// checked the file's content against its id (a checkout fetches it again, and checks).
+    Groups(Vec<(ChunkId, Vec<u8>)>),
 }
 
 /// A fetch in progress that other readers can wait for.
@@ -145,8 +147,8 @@ pub struct Counters {
 }
 
 pub struct Content {
-    store: &'static DiskStore,
-    origins: Vec<Arc<dyn ChunkOrigin>>,
+    store: DiskStore,
+    origins: Vec<Arc<dyn ContentSource>>,
     layouts: Mutex<HashMap<FileId, Arc<Layout>>>,
     memory: Mutex<Memory>,
     flights: Mutex<HashMap<ChunkId, Arc<Flight>>>,
@@ -159,16 +161,17 @@ pub struct Content {
 
 impl Content {
     pub fn new(
-        store: &'static DiskStore,
-        origins: Vec<Arc<dyn ChunkOrigin>>,
+        store: DiskStore,
+        origins: Vec<Arc<dyn ContentSource>>,
         cache: DiskCache,
         memory_limit: u64,
     ) -> Arc<Content> {
         let (tx, rx) = mpsc::channel::<Vec<ChunkRef>>();
         let (keep_tx, keep_rx) = mpsc::sync_channel(KEEP_QUEUE);
+        let kept_in = store.clone();
         let keeper = std::thread::Builder::new()
             .name("dits-mount-cache".into())
-            .spawn(move || keep_on_disk(store, cache, keep_rx))
+            .spawn(move || keep_on_disk(&kept_in, cache, keep_rx))
             .map_err(|e| {
                 tracing::warn!(
                     "cannot start the cache writer (fetched chunks stay in memory only): {e}"
@@ -244,7 +247,9 @@ impl Content {
         if offset >= end {
             return Ok(());
         }
-        let layout = self.layout(id).map_err(|e| ReadError(format!("{e:#}")))?;
+        let layout = self
+            .layout(&Pointer::new(*id, size))
+            .map_err(|e| ReadError(format!("{e:#}")))?;
         let total = layout.size();
         if total != size {
             // A pointer edited by hand: the content under this id has another size.
@@ -301,7 +306,8 @@ impl Content {
     }
 
     /// The file's chunk layout: from the local manifest, or the first origin that has it.
-    fn layout(&self, id: &FileId) -> Result<Arc<Layout>> {
+    fn layout(&self, pointer: &Pointer) -> Result<Arc<Layout>> {
+        let id = &pointer.id;
         if let Some(l) = self
             .layouts
             .lock()
@@ -310,21 +316,22 @@ impl Content {
         {
             return Ok(Arc::clone(l));
         }
-        let manifest = match self.store.read_manifest(id) {
+        let manifest = match manifest_for(&self.store, pointer) {
             Ok(m) => m,
+            Err(local @ StoreError::SizeMismatch { .. }) => return Err(local.into()),
             Err(local) => {
                 let mut reasons = vec![format!("not in the local store ({local})")];
                 let mut found = None;
                 for origin in &self.origins {
-                    match origin.manifest(id) {
-                        Ok(m) => {
-                            // Stored off the read path: the first byte should not wait
-                            // for an fsync.
-                            self.keep(Kept::Manifest(m.clone()));
+                    match manifest_from(origin.as_ref(), pointer, &self.store) {
+                        Ok((m, groups)) => {
+                            // Kept off the read path: the first byte should not wait for
+                            // an fsync.
+                            self.keep(Kept::Groups(groups));
                             found = Some(m);
                             break;
                         }
-                        Err(e) => reasons.push(format!("{}: {e:#}", origin.describe())),
+                        Err(e) => reasons.push(e.to_string()),
                     }
                 }
                 found.ok_or_else(|| {
@@ -335,10 +342,6 @@ impl Content {
                 })?
             }
         };
-        anyhow::ensure!(
-            manifest.file_id == *id,
-            "the manifest stored for {id} names another file"
-        );
         let layout = Arc::new(Layout::of(&manifest));
         self.layouts
             .lock()
@@ -386,18 +389,22 @@ impl Content {
     /// completes their flights (with the error if every origin failed). Returns their bytes
     /// in order.
     fn fetch(&self, claimed: &[ChunkRef]) -> Result<Vec<Shared>> {
-        let wanted: Vec<(ChunkId, u64)> =
-            claimed.iter().map(|c| (c.id, u64::from(c.len))).collect();
+        let wanted: Vec<ChunkRef> = claimed.to_vec();
         let mut reasons = Vec::new();
         let mut got = None;
         for origin in &self.origins {
-            match origin.chunks(&wanted) {
-                Ok(data) if data.len() == wanted.len() => {
+            let mut data = Vec::with_capacity(wanted.len());
+            let fetched = origin.chunks(&wanted, &mut |batch| {
+                data.extend(batch.into_iter().map(|(_, d)| d));
+                Ok(())
+            });
+            match fetched {
+                Ok(()) if data.len() == wanted.len() => {
                     got = Some(data);
                     break;
                 }
-                Ok(_) => reasons.push(format!("{}: answered short", origin.describe())),
-                Err(e) => reasons.push(format!("{}: {e:#}", origin.describe())),
+                Ok(()) => reasons.push(format!("{}: answered short", origin.describe())),
+                Err(e) => reasons.push(e.to_string()),
             }
         }
         let result = match got {
@@ -412,14 +419,14 @@ impl Content {
                     .fetch_add(bytes, Ordering::Relaxed);
                 tracing::info!("fetched chunks={} bytes={bytes}", data.len());
                 let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
-                for ((id, _), d) in wanted.iter().zip(&data) {
-                    memory.insert(*id, Arc::clone(d));
+                for (c, d) in wanted.iter().zip(&data) {
+                    memory.insert(c.id, Arc::clone(d));
                 }
                 drop(memory);
                 let batch = wanted
                     .iter()
                     .zip(&data)
-                    .map(|((id, _), d)| (*id, Arc::clone(d)))
+                    .map(|(c, d)| (c.id, Arc::clone(d)))
                     .collect();
                 self.keep(Kept::Chunks(batch));
                 Ok(data)
@@ -482,7 +489,7 @@ impl Content {
                 // A damaged local copy, or a cache pack evicted since the index said it
                 // was here: the origins still have it.
                 Err(e) => tracing::warn!(
-                    "local copy of chunk {} unreadable ({e}); fetching it again (`git dits fsck --repair` drops damaged copies)",
+                    "the local copy of chunk {} is unreadable ({e}); fetching it again (`git dits fsck --repair` drops damaged copies)",
                     c.id
                 ),
             }
@@ -557,12 +564,16 @@ fn keep_on_disk(store: &DiskStore, mut cache: DiskCache, rx: mpsc::Receiver<Kept
     while let Some(first) = pending.take() {
         let mut batch = match first {
             Kept::Chunks(chunks) => chunks,
-            Kept::Manifest(m) => {
-                let stored = store
-                    .writer()
-                    .and_then(|mut w| dits_core::store::ChunkSink::put_manifest(&mut w, &m));
+            Kept::Groups(groups) => {
+                let stored = store.writer().and_then(|mut w| {
+                    use dits_core::store::ChunkSink;
+                    for (id, g) in &groups {
+                        w.put_chunk(*id, g)?;
+                    }
+                    w.commit()
+                });
                 if let Err(e) = stored {
-                    tracing::warn!("cannot store the manifest of {}: {e}", m.file_id);
+                    tracing::warn!("cannot keep a manifest's group objects: {e}");
                 }
                 pending = rx.recv().ok();
                 continue;
@@ -575,9 +586,9 @@ fn keep_on_disk(store: &DiskStore, mut cache: DiskCache, rx: mpsc::Receiver<Kept
                     bytes += more.iter().map(|(_, d)| d.len()).sum::<usize>();
                     batch.extend(more);
                 }
-                Ok(manifest) => {
+                Ok(groups) => {
                     // Handled next, after these chunks.
-                    pending = Some(manifest);
+                    pending = Some(groups);
                     break;
                 }
                 Err(_) => break,

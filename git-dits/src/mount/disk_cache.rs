@@ -16,8 +16,8 @@ use dits_core::store::{ChunkSink, DiskStore, PackWriter};
 use dits_core::ChunkId;
 
 pub struct DiskCache {
-    store: &'static DiskStore,
-    writer: Option<PackWriter<'static>>,
+    store: DiskStore,
+    writer: Option<PackWriter>,
     list_path: PathBuf,
     /// Pack names, oldest first.
     packs: Vec<String>,
@@ -26,7 +26,7 @@ pub struct DiskCache {
 }
 
 impl DiskCache {
-    pub fn open(store: &'static DiskStore, limit: Option<u64>) -> DiskCache {
+    pub fn open(store: DiskStore, limit: Option<u64>) -> DiskCache {
         let list_path = store.root().join("mount-cache");
         let packs = fs::read_to_string(&list_path)
             .map(|s| s.lines().map(str::to_owned).collect())
@@ -43,12 +43,12 @@ impl DiskCache {
     /// Stores verified chunks durably (chunks already in the store are skipped).
     pub fn put(&mut self, chunks: &[(ChunkId, &[u8])]) -> Result<()> {
         if self.writer.is_none() {
-            self.writer = Some(PackWriter::isolated(self.store)?);
+            self.writer = Some(PackWriter::isolated(&self.store)?);
         }
         let writer = self.writer.as_mut().expect("just created");
         let mut changed = false;
         for (id, data) in chunks {
-            if dits_core::store::ChunkSource::has_chunk(self.store, id) {
+            if dits_core::store::ChunkSource::has_chunk(&self.store, id) {
                 continue;
             }
             writer.put_chunk(*id, data)?;

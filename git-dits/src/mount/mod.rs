@@ -3,7 +3,6 @@
 //!
 //! - [`snapshot`]: the commit's tree as inodes, loaded a directory at a time.
 //! - [`content`]: byte ranges of Dits files: memory, local store, fetch, readahead.
-//! - [`origin`]: where missing chunks come from (local-path remote stores, Dits servers).
 //! - [`disk_cache`]: fetched chunks kept in the local store, bounded by `dits.mount.cacheSize`.
 //! - [`view`]: the filesystem as plain calls, for any backend.
 //! - [`fuse`]: the Linux backend. A Windows (dokany) backend would sit beside it.
@@ -14,7 +13,6 @@ mod disk_cache;
 #[cfg(target_os = "linux")]
 mod fuse;
 mod mounts;
-mod origin;
 mod snapshot;
 mod view;
 
@@ -30,7 +28,7 @@ use anyhow::{bail, Context, Result};
 use dits_core::store::{DiskStore, StoreOptions};
 
 use crate::repo::Repo;
-use origin::{ChunkOrigin, ServerOrigin, StoreOrigin};
+use dits_core::source::ContentSource;
 
 /// Verified chunks kept in memory by a mount (readahead lands here first).
 const MEMORY_CACHE: u64 = 128 << 20;
@@ -76,7 +74,7 @@ pub fn run(args: &MountArgs, quiet: bool) -> Result<ExitCode> {
     // the background process checks again to have its connection ready for the first read.
     // Each check gives up after a few seconds, so a server that is down delays the mount
     // only that long.
-    let origins = origins(&repo);
+    let origins = repo.open_sources();
     for origin in &origins {
         if let Err(e) = origin.check() {
             tracing::warn!(
@@ -134,18 +132,6 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Stores of local-path remotes first (no network), then Dits servers.
-fn origins(repo: &Repo) -> Vec<Arc<dyn ChunkOrigin>> {
-    let mut out: Vec<Arc<dyn ChunkOrigin>> = Vec::new();
-    for path in repo.source_stores() {
-        out.push(Arc::new(StoreOrigin::new(path)));
-    }
-    for url in crate::remote::all_servers(repo) {
-        out.push(Arc::new(ServerOrigin::new(url)));
-    }
-    out
-}
-
 /// `dits.mount.cacheSize`: bytes of fetched chunks kept on disk (0 or unset: no bound).
 fn cache_limit(repo: &Repo) -> Result<Option<u64>> {
     match repo.repo.config_snapshot().integer("dits.mount.cacheSize") {
@@ -163,7 +149,7 @@ fn serve(
     rev: &str,
     commit: gix::ObjectId,
     dir: &Path,
-    origins: Vec<Arc<dyn ChunkOrigin>>,
+    origins: Vec<Arc<dyn ContentSource>>,
     quiet: bool,
 ) -> Result<ExitCode> {
     let snapshot = snapshot::Snapshot::open(&repo.repo, commit)?;
@@ -176,10 +162,7 @@ fn serve(
     let root = repo.store_root();
     let store = DiskStore::open(&root, options)
         .with_context(|| format!("opening the Dits store at {}", root.display()))?;
-    // The mount process serves until unmounted; its store lives as long (pack writers of the
-    // cache borrow it from worker threads).
-    let store: &'static DiskStore = Box::leak(Box::new(store));
-    let cache = disk_cache::DiskCache::open(store, limit);
+    let cache = disk_cache::DiskCache::open(store.clone(), limit);
     let content = content::Content::new(store, origins, cache, MEMORY_CACHE);
     let view = Arc::new(view::View::new(snapshot, Arc::clone(&content)));
     let owner = std::fs::metadata(repo.common_dir())
@@ -230,7 +213,7 @@ fn serve(
     _rev: &str,
     _commit: gix::ObjectId,
     _dir: &Path,
-    _origins: Vec<Arc<dyn ChunkOrigin>>,
+    _origins: Vec<Arc<dyn ContentSource>>,
     _quiet: bool,
 ) -> Result<ExitCode> {
     bail!("git dits mount needs FUSE (Linux) here; the Windows backend (dokany) is not built yet, see docs/mount.md")

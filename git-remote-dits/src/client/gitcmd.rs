@@ -1,34 +1,36 @@
-//! The two things the client asks git for: configuration (pins, CA file) and credentials.
+//! The two things the client asks git for: configuration (pins, CA file, timeouts) and
+//! credentials.
 //! Both go through the `git` program so every config scope, include and credential helper
 //! the user set up applies, exactly as for git's own transports.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// `git config --get KEY`, or `None` if unset (or git cannot run).
-pub fn config_get(key: &str) -> Option<String> {
-    let out = Command::new("git")
-        .args(["config", "--get", key])
+/// Every `dits.*` setting and the few git settings the client reads, from one `git config`
+/// run (so every scope, include, `git -c` and `GIT_CONFIG_*` applies, as for git's own
+/// transports). Keys are lowercased except for subsections, as git prints them.
+pub fn config_snapshot() -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(run) = Command::new("git")
+        .args([
+            "config",
+            "-z",
+            "--get-regexp",
+            r"^(dits\.|credential\.usehttppath$)",
+        ])
+        .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
+    else {
+        return out;
+    };
+    for entry in run.stdout.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+        let text = String::from_utf8_lossy(entry);
+        let (key, value) = text.split_once('\n').unwrap_or((&text, ""));
+        // Later scopes win, as in git.
+        out.insert(key.to_owned(), value.to_owned());
     }
-    let value = String::from_utf8(out.stdout).ok()?;
-    Some(value.trim_end_matches('\n').to_owned())
-}
-
-/// `git config --bool --get KEY`.
-pub fn config_bool(key: &str) -> Option<bool> {
-    let out = Command::new("git")
-        .args(["config", "--bool", "--get", key])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| out.stdout.starts_with(b"true"))
+    out
 }
 
 /// Writes KEY in the current repository's config.
@@ -65,8 +67,8 @@ impl std::fmt::Debug for Credential {
 
 /// Like git does for https, the repository path is part of the request only with
 /// `credential.useHttpPath`: by default one token per server, as users expect of helpers.
-fn credential_request(authority: &str, repo: &str) -> String {
-    if config_bool("credential.useHttpPath").unwrap_or(false) {
+fn credential_request(authority: &str, repo: &str, use_path: bool) -> String {
+    if use_path {
         format!("protocol=dits\nhost={authority}\npath={repo}\n")
     } else {
         format!("protocol=dits\nhost={authority}\n")
@@ -75,8 +77,8 @@ fn credential_request(authority: &str, repo: &str) -> String {
 
 /// Asks git's credential helpers (or the user, on a terminal) for a token. `None` if there is
 /// none to be had; git has already told the user why on stderr.
-pub fn credential_fill(authority: &str, repo: &str) -> Option<Credential> {
-    let request = credential_request(authority, repo);
+pub fn credential_fill(authority: &str, repo: &str, use_path: bool) -> Option<Credential> {
+    let request = credential_request(authority, repo, use_path);
     let mut child = Command::new("git")
         .args(["credential", "fill"])
         .stdin(Stdio::piped())

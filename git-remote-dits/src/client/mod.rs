@@ -1,33 +1,29 @@
-//! The client side: a [`Session`] is one authenticated QUIC connection to one repository on a
-//! Dits server. Its methods are blocking (they drive a private tokio runtime), so the
-//! porcelain, the filter's worker threads and the remote helper can all call them.
+//! The client side: a [`Session`] is one authenticated connection to one repository on a
+//! Dits server, over QUIC or (where UDP is blocked) TLS over TCP. Its methods are blocking
+//! (they drive a private tokio runtime), so the porcelain, the filter's worker threads and the
+//! remote helper can all call them.
 
+mod connect;
 mod download;
 pub mod gitcmd;
 mod source;
 mod upload;
 
 use std::future::Future;
-use std::io::{BufRead, IsTerminal, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use dits_core::wire::{ErrorCode, Message, Rights, MAX_IDS_PER_QUERY, PROTOCOL_VERSION};
 use dits_core::{ChunkId, FileId};
 
 use crate::error::NetError;
-use crate::frames::{self, FrameReader, FrameWriter};
-use crate::tls::{self, Trust};
+use crate::frames::{self, Deadline, FrameReader, FrameWriter};
+use crate::tls::Trust;
+use crate::transport::{Connection, Kind, RecvHalf, SendHalf};
 use crate::url::DitsUrl;
 
-pub use download::FetchStats;
 pub use source::RemoteSource;
 pub use upload::PushStats;
 
-/// Chunks travel in batches of about this many bytes: large enough that a round trip per
-/// batch costs nothing, small enough that a cut loses little (the receiver makes each batch
-/// durable before acknowledging it).
-pub const BATCH_BYTES: usize = 16 << 20;
 /// Request streams used in parallel for bulk transfer. Each has at most one batch in flight
 /// (the next is sent once the last is acknowledged as durable), so a cut connection loses
 /// at most this many batches: the next run re-sends only those.
@@ -35,37 +31,170 @@ pub const STREAMS: usize = 2;
 
 const AGENT: &str = concat!("git-dits/", env!("CARGO_PKG_VERSION"));
 
+/// Which transport to use (`dits.transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportChoice {
+    /// QUIC, and TCP if QUIC does not answer promptly (the default).
+    Auto,
+    Quic,
+    Tcp,
+}
+
+/// Everything a client needs to know to connect, read once from git config
+/// ([`NetSettings::from_git`]) and passed down.
+#[derive(Debug, Clone)]
+pub struct NetSettings {
+    /// How long a silent server is waited for (`dits.timeout`, seconds, default 30).
+    pub timeout: Duration,
+    /// How long a server that does not answer at all is waited for before giving up
+    /// (`dits.connectTimeout`, default 10 s).
+    pub connect_timeout: Duration,
+    pub transport: TransportChoice,
+    /// `dits.<host:port>.fingerprint` of each pinned server.
+    pub pins: std::collections::BTreeMap<String, String>,
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `dits.trustNewServers` or `GIT_DITS_TRUST_NEW_SERVER=1`.
+    pub trust_new: bool,
+    /// `credential.useHttpPath`: the repository path is part of the credential request.
+    pub credential_use_path: bool,
+    /// Progress and "connecting to" lines on stderr.
+    pub verbose: bool,
+}
+
+impl Default for NetSettings {
+    fn default() -> Self {
+        NetSettings {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            transport: TransportChoice::Auto,
+            pins: Default::default(),
+            ca_file: None,
+            trust_new: false,
+            credential_use_path: false,
+            verbose: false,
+        }
+    }
+}
+
+impl NetSettings {
+    /// The settings in effect for this process, from one `git config` run (so `git -c`,
+    /// `GIT_CONFIG_*` and every scope apply) and the environment.
+    pub fn from_git() -> Result<NetSettings, NetError> {
+        Self::from_config(&gitcmd::config_snapshot())
+    }
+
+    /// The settings a set of `git config` entries (lowercased keys, as git prints them) says.
+    pub fn from_config(
+        cfg: &std::collections::BTreeMap<String, String>,
+    ) -> Result<NetSettings, NetError> {
+        let mut s = NetSettings::default();
+        let secs = |key: &str, default: Duration| -> Result<Duration, NetError> {
+            match cfg.get(key) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| {
+                        NetError::Auth(format!(
+                            "{key} = {v:?}: expected a number of seconds; hint: git config {key} 30"
+                        ))
+                    }),
+            }
+        };
+        s.timeout = secs("dits.timeout", s.timeout)?;
+        s.connect_timeout = secs("dits.connecttimeout", s.connect_timeout)?;
+        s.transport = match cfg.get("dits.transport").map(|v| v.trim().to_ascii_lowercase()) {
+            None => TransportChoice::Auto,
+            Some(v) if v == "auto" => TransportChoice::Auto,
+            Some(v) if v == "quic" => TransportChoice::Quic,
+            Some(v) if v == "tcp" => TransportChoice::Tcp,
+            Some(v) => {
+                return Err(NetError::Auth(format!(
+                    "dits.transport = {v:?}: expected auto, quic or tcp; hint: git config dits.transport auto"
+                )))
+            }
+        };
+        for (key, value) in cfg {
+            if let Some(authority) = key
+                .strip_prefix("dits.")
+                .and_then(|k| k.strip_suffix(".fingerprint"))
+            {
+                s.pins.insert(authority.to_owned(), value.clone());
+            }
+        }
+        s.ca_file = cfg.get("dits.cafile").map(Into::into);
+        let truthy = |v: &str| matches!(v.trim(), "true" | "yes" | "on" | "1" | "");
+        let env_accept =
+            std::env::var("GIT_DITS_TRUST_NEW_SERVER").is_ok_and(|v| v == "1" || v == "true");
+        s.trust_new = env_accept || cfg.get("dits.trustnewservers").is_some_and(|v| truthy(v));
+        s.credential_use_path = cfg.get("credential.usehttppath").is_some_and(|v| truthy(v));
+        Ok(s)
+    }
+
+    fn trust_for(&self, authority: &str) -> Trust {
+        Trust {
+            pinned: self.pins.get(authority).cloned(),
+            ca_file: self.ca_file.clone(),
+            accept_new: self.trust_new,
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Deadline {
+        Deadline::new(self.timeout)
+    }
+}
+
 pub struct Session {
     rt: tokio::runtime::Runtime,
-    endpoint: quinn::Endpoint,
-    conn: quinn::Connection,
+    /// The QUIC endpoint, if the connection is QUIC (closed gracefully on drop).
+    endpoint: Option<quinn::Endpoint>,
+    conn: Connection,
     url: DitsUrl,
     rights: Rights,
+    settings: NetSettings,
 }
 
 impl Session {
     /// Connects, checks the server's certificate (pin, CA, or first use), and authenticates
     /// with a token from git's credential system if the server asks for one.
-    pub fn connect(url: &DitsUrl) -> Result<Session, NetError> {
-        Self::connect_within(url, idle_timeout())
-    }
-
-    /// [`Session::connect`] giving up on a silent server after `timeout` (for commands that
-    /// only report, like `git dits status`, which should not wait half a minute).
-    pub fn connect_within(url: &DitsUrl, timeout: Duration) -> Result<Session, NetError> {
+    pub fn connect(url: &DitsUrl, settings: &NetSettings) -> Result<Session, NetError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("dits-net")
             .enable_all()
             .build()
             .map_err(|e| NetError::io("starting the network runtime", e))?;
-        let (endpoint, conn) = rt.block_on(connect_tls(url, timeout))?;
+        let (endpoint, conn) = rt.block_on(connect::connect(url, settings))?;
         let mut session = Session {
             rt,
             endpoint,
             conn,
             url: url.clone(),
             rights: Rights::Read,
+            settings: settings.clone(),
+        };
+        session.rights = session.authenticate()?;
+        Ok(session)
+    }
+
+    /// A session over a connection made elsewhere (the in-process tests' multiplexed pipe).
+    /// `rt` must be the runtime the connection's tasks run on.
+    pub fn over(
+        rt: tokio::runtime::Runtime,
+        conn: Connection,
+        url: &DitsUrl,
+        settings: &NetSettings,
+    ) -> Result<Session, NetError> {
+        let mut session = Session {
+            rt,
+            endpoint: None,
+            conn,
+            url: url.clone(),
+            rights: Rights::Read,
+            settings: settings.clone(),
         };
         session.rights = session.authenticate()?;
         Ok(session)
@@ -77,6 +206,11 @@ impl Session {
 
     pub fn rights(&self) -> Rights {
         self.rights
+    }
+
+    /// QUIC or TCP.
+    pub fn transport(&self) -> Kind {
+        self.conn.kind()
     }
 
     fn unexpected(&self, got: &Message, expected: &'static str) -> NetError {
@@ -96,14 +230,19 @@ impl Session {
         self.rt.block_on(f)
     }
 
-    pub fn connection(&self) -> &quinn::Connection {
-        &self.conn
+    /// Why the connection ended, if it has (a mount reconnects then).
+    pub fn closed(&self) -> Option<String> {
+        self.conn.closed()
     }
 
-    /// Bytes this connection sent and received in UDP datagrams so far.
+    /// Closes the connection at once (a push that must not go on).
+    pub fn abort(&self, why: &[u8]) {
+        self.conn.close(1, why);
+    }
+
+    /// Bytes this connection sent and received on the wire so far.
     pub fn wire_bytes(&self) -> (u64, u64) {
-        let s = self.conn.stats();
-        (s.udp_tx.bytes, s.udp_rx.bytes)
+        self.conn.wire_bytes()
     }
 
     fn authenticate(&self) -> Result<Rights, NetError> {
@@ -113,7 +252,11 @@ impl Session {
             Err((ErrorCode::AuthRequired, _)) => {}
             Err((code, message)) => return Err(NetError::Remote { code, message }),
         }
-        let Some(cred) = gitcmd::credential_fill(&authority, &self.url.repo) else {
+        let Some(cred) = gitcmd::credential_fill(
+            &authority,
+            &self.url.repo,
+            self.settings.credential_use_path,
+        ) else {
             return Err(NetError::Auth(format!(
                 "the Dits server at {authority} requires a token for {} and git's credential system has none; hint: ask the server's admin for one (`git dits serve token add`), then store it with `git credential approve` or a credential helper (protocol=dits, host={authority}, password=<token>)",
                 self.url.repo
@@ -131,8 +274,9 @@ impl Session {
                     gitcmd::credential_report(&cred, false);
                 }
                 Err(NetError::Auth(format!(
-                    "the Dits server at {authority} refused the token for {} ({code:?}): {message}; hint: check the token with the server's admin (`git dits serve token list`)",
-                    self.url.repo
+                    "the Dits server at {authority} refused the token for {} ({code:?}): {}; hint: check the token with the server's admin (`git dits serve token list`)",
+                    self.url.repo,
+                    crate::error::printable(&message)
                 )))
             }
             Err((code, message)) => Err(NetError::Remote { code, message }),
@@ -147,7 +291,7 @@ impl Session {
     ) -> Result<Result<Rights, (ErrorCode, String)>, NetError> {
         let peer = self.peer();
         self.block_on(async {
-            let (mut w, mut r) = frames::open(&self.conn, &peer).await?;
+            let (mut w, mut r) = self.open().await?;
             w.send(&Message::Hello {
                 version: PROTOCOL_VERSION,
                 capabilities: vec!["chunks".into(), "git".into()],
@@ -156,7 +300,7 @@ impl Session {
                 agent: AGENT.into(),
             })
             .await?;
-            w.finish();
+            w.finish().await;
             match r.next().await? {
                 Some(Message::Welcome { version, rights, .. }) => {
                     if version != PROTOCOL_VERSION {
@@ -177,7 +321,7 @@ impl Session {
         })
     }
 
-    /// Which of `ids` the server has complete (manifest and all chunks).
+    /// Which of `ids` the server has complete (manifest and all chunks, content verified).
     pub fn has_files(&self, ids: &[FileId]) -> Result<Vec<bool>, NetError> {
         self.query(
             ids.chunks(MAX_IDS_PER_QUERY)
@@ -211,7 +355,7 @@ impl Session {
                 Message::Bitmap { count, bits } if count as usize == asked => {
                     out.extend((0..asked).map(|i| Message::bit(&bits, i)));
                 }
-                other => return Err(self.unexpected(&other, "bitmap")),
+                other => return Err(self.unexpected(&other, "a bitmap of the size asked")),
             }
         }
         Ok(out)
@@ -234,7 +378,7 @@ impl Session {
                 for q in &requests {
                     w.send(q).await?;
                 }
-                w.finish();
+                w.finish().await;
                 Ok::<_, NetError>(())
             };
             let receiver = async {
@@ -254,10 +398,9 @@ impl Session {
         &self,
         service: &str,
         protocol: &str,
-    ) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
-        let peer = self.peer();
+    ) -> Result<(SendHalf, RecvHalf), NetError> {
         self.block_on(async {
-            let (mut w, mut r) = frames::open(&self.conn, &peer).await?;
+            let (mut w, mut r) = self.open().await?;
             w.send(&Message::Git {
                 service: service.to_owned(),
                 protocol: protocol.to_owned(),
@@ -271,174 +414,29 @@ impl Session {
     }
 
     pub(crate) async fn open(&self) -> Result<(FrameWriter, FrameReader), NetError> {
-        frames::open(&self.conn, &self.peer()).await
+        frames::open(&self.conn, &self.peer(), self.settings.deadline()).await
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let stats = self.conn.stats();
+        let (sent, received) = self.conn.wire_bytes();
         tracing::debug!(
-            "connection to {}: sent {} datagrams / {} bytes, received {} / {}, path MTU {}, rtt {:?}, lost {} packets",
+            "connection to {} ({}): sent {sent} bytes, received {received}",
             self.url.authority(),
-            stats.udp_tx.datagrams,
-            stats.udp_tx.bytes,
-            stats.udp_rx.datagrams,
-            stats.udp_rx.bytes,
-            stats.path.current_mtu,
-            stats.path.rtt,
-            stats.path.lost_packets
+            self.conn.kind(),
         );
-        self.conn.close(0u32.into(), b"done");
+        self.conn.close(0, b"done");
         // Lets the close reach the server so it does not wait for an idle timeout.
-        let endpoint = self.endpoint.clone();
-        self.rt.block_on(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
-        });
-    }
-}
-
-fn resolve(url: &DitsUrl) -> Result<SocketAddr, NetError> {
-    let connect_err = |reason: String| NetError::Connect {
-        addr: url.authority(),
-        reason,
-    };
-    (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(|e| connect_err(e.to_string()))?
-        .next()
-        .ok_or_else(|| connect_err("the name resolves to no address".into()))
-}
-
-/// `dits.timeout` (seconds, default 30): how long a silent server is waited for before the
-/// transfer fails (and can be resumed).
-pub fn idle_timeout() -> Duration {
-    let secs = gitcmd::config_get("dits.timeout")
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&s| s > 0)
-        .unwrap_or(30);
-    Duration::from_secs(secs)
-}
-
-fn trust_for(url: &DitsUrl) -> Trust {
-    let authority = url.authority();
-    let env_accept =
-        std::env::var("GIT_DITS_TRUST_NEW_SERVER").is_ok_and(|v| v == "1" || v == "true");
-    Trust {
-        pinned: gitcmd::config_get(&pin_key(&authority)),
-        ca_file: gitcmd::config_get("dits.caFile").map(Into::into),
-        accept_new: env_accept || gitcmd::config_bool("dits.trustNewServers").unwrap_or(false),
+        if let Some(endpoint) = self.endpoint.clone() {
+            self.rt.block_on(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+            });
+        }
     }
 }
 
 /// The config key that pins a server's certificate.
 pub fn pin_key(authority: &str) -> String {
     format!("dits.{authority}.fingerprint")
-}
-
-async fn connect_tls(
-    url: &DitsUrl,
-    timeout: Duration,
-) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
-    let addr = resolve(url)?;
-    let authority = url.authority();
-    let mut trust = trust_for(url);
-    let was_pinned = trust.pinned.is_some();
-    let mut asked = false;
-    loop {
-        let (config, seen) = tls::client_config(trust.clone(), timeout)?;
-        let bind: SocketAddr = if addr.is_ipv6() {
-            "[::]:0".parse().expect("literal address")
-        } else {
-            "0.0.0.0:0".parse().expect("literal address")
-        };
-        let endpoint =
-            tls::endpoint(bind, None).map_err(|e| NetError::io("opening a UDP socket", e))?;
-        // An IP address is a valid name too (a CA may issue a certificate for it); a pinned
-        // or first-use certificate is checked by fingerprint, whatever names it carries.
-        let attempt = endpoint
-            .connect_with(config, addr, &url.host)
-            .map_err(|e| NetError::Connect {
-                addr: authority.clone(),
-                reason: e.to_string(),
-            })?
-            .await;
-        let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match attempt {
-            Ok(conn) => {
-                if !was_pinned && !seen.ca_verified {
-                    if let Some(fp) = &seen.fingerprint {
-                        record_pin(&authority, fp);
-                    }
-                }
-                return Ok((endpoint, conn));
-            }
-            Err(e) => {
-                let Some(fp) = seen.fingerprint else {
-                    return Err(NetError::Connect {
-                        addr: authority,
-                        reason: e.to_string(),
-                    });
-                };
-                if let Some(pin) = &trust.pinned {
-                    if *pin != fp {
-                        return Err(NetError::Tls(format!(
-                            "the Dits server at {authority} presented certificate {fp}, but {} pins {pin}; refusing to connect (someone may be intercepting the connection); hint: if the server's certificate was replaced on purpose, run `git config --unset {}` and connect again",
-                            pin_key(&authority), pin_key(&authority)
-                        )));
-                    }
-                    return Err(NetError::Connect {
-                        addr: authority,
-                        reason: e.to_string(),
-                    });
-                }
-                if !asked && ask_to_trust(&authority, &fp) {
-                    asked = true;
-                    trust.pinned = Some(fp);
-                    continue;
-                }
-                return Err(NetError::Tls(format!(
-                    "the Dits server at {authority} is not known: its certificate {fp} is neither pinned nor signed by a trusted CA; hint: if `git dits serve` printed this fingerprint, run `git config {} {fp}` (or set GIT_DITS_TRUST_NEW_SERVER=1 to trust a new server on first use)",
-                    pin_key(&authority)
-                )));
-            }
-        }
-    }
-}
-
-fn record_pin(authority: &str, fp: &str) {
-    let key = pin_key(authority);
-    match gitcmd::config_set_local(&key, fp) {
-        Ok(()) => eprintln!(
-            "dits: trusting the Dits server at {authority} (certificate {fp}); pinned in {key}"
-        ),
-        Err(e) => tracing::warn!("cannot record {key} = {fp}: {e}"),
-    }
-}
-
-/// Asks on the terminal, like ssh does for an unknown host key. Never asks when there is no
-/// terminal or git's prompts are off (CI): the caller then refuses with a hint.
-fn ask_to_trust(authority: &str, fp: &str) -> bool {
-    if std::env::var("GIT_TERMINAL_PROMPT").is_ok_and(|v| v == "0")
-        || !std::io::stderr().is_terminal()
-    {
-        return false;
-    }
-    let Ok(tty) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-    else {
-        return false;
-    };
-    let mut out = &tty;
-    let _ = write!(
-        out,
-        "The Dits server at {authority} presented a certificate that is not pinned here:\n  {fp}\nTrust it and remember it in this repository? [y/N] "
-    );
-    let mut line = String::new();
-    if std::io::BufReader::new(&tty).read_line(&mut line).is_err() {
-        return false;
-    }
-    matches!(line.trim(), "y" | "Y" | "yes")
 }

@@ -5,14 +5,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use dits_core::manifest::ChunkRef;
+use dits_core::manifest::{ChunkRef, TopManifest};
 use dits_core::progress::Progress;
-use dits_core::store::{ChunkSource, DiskStore};
-use dits_core::wire::Message;
+use dits_core::source::BATCH_BYTES;
+use dits_core::store::{ChunkSource, DiskStore, StoreError};
+use dits_core::wire::{ErrorCode, Message, Rights};
 use dits_core::{ChunkId, FileId};
 use tokio::sync::{mpsc, Mutex};
 
-use super::{Session, BATCH_BYTES, STREAMS};
+use super::{Session, STREAMS};
 use crate::error::NetError;
 
 /// What a push moved.
@@ -43,6 +44,20 @@ impl Session {
             files: files.len(),
             ..PushStats::default()
         };
+        if files.is_empty() {
+            return Ok(stats);
+        }
+        if self.rights < Rights::Write {
+            // Said before anything is sent: the server would refuse each upload stream.
+            return Err(NetError::Remote {
+                code: ErrorCode::Forbidden,
+                message: format!(
+                    "the token for {} on {} is read-only; pushing needs a token with write rights (`git dits serve token add --write`)",
+                    self.url.repo,
+                    self.url.authority()
+                ),
+            });
+        }
         let ids: Vec<FileId> = files.iter().map(|(id, _)| *id).collect();
         let present = self.has_files(&ids)?;
         let missing: Vec<&(FileId, String)> = files
@@ -60,24 +75,42 @@ impl Session {
         // group's chunks, because a group is sent only once all its chunks are durable
         // (below). So an edit asks about the chunks of the one or two groups it changed,
         // not about every chunk of the file (32 bytes per 64 KiB chunk: 0.5 MiB per GiB).
+        // Manifests go as they are stored, byte for byte, never re-encoded.
         let mut tops = Vec::with_capacity(missing.len());
         let mut groups: Vec<(ChunkId, u64, Vec<ChunkRef>)> = Vec::new();
         let mut listed = HashSet::new();
         for (id, path) in &missing {
-            let manifest = store
-                .read_manifest(id)
-                .map_err(|source| NetError::NotLocal {
-                    path: path.clone(),
-                    id: Box::new(*id),
-                    source: Box::new(source),
-                })?;
-            let encoded = manifest.encode();
-            for ((gid, bytes), members) in encoded.groups.into_iter().zip(encoded.members) {
-                if listed.insert(gid) {
-                    groups.push((gid, bytes.len() as u64, members));
+            let not_local = |source: StoreError| NetError::NotLocal {
+                path: path.clone(),
+                id: Box::new(*id),
+                source: Box::new(source),
+            };
+            let top_bytes = store.read_manifest_top(id).map_err(not_local)?;
+            let top = TopManifest::decode(&top_bytes).map_err(|e| {
+                not_local(StoreError::ManifestCorrupt {
+                    path: store.manifest_path(id),
+                    source: e,
+                })
+            })?;
+            for g in &top.groups {
+                if !listed.insert(g.id) {
+                    continue;
                 }
+                let bytes = store.read_chunk(&g.id).map_err(not_local)?;
+                let members = top
+                    .group_entries(g, &bytes)
+                    .map_err(|e| {
+                        not_local(StoreError::ManifestCorrupt {
+                            path: store.manifest_path(id),
+                            source: e,
+                        })
+                    })?
+                    .into_iter()
+                    .map(|(c, _, _)| c)
+                    .collect();
+                groups.push((g.id, bytes.len() as u64, members));
             }
-            tops.push(encoded.top);
+            tops.push(top_bytes);
         }
         let ids: Vec<ChunkId> = groups.iter().map(|g| g.0).collect();
         let present = self.has_chunks(&ids)?;
@@ -149,10 +182,18 @@ impl Session {
                             };
                             let batch_bytes: u64 = batch.iter().map(|(_, d)| d.len() as u64).sum();
                             let n = batch.len() as u32;
-                            for (id, data) in batch {
-                                w.send_chunk(id, data).await?;
+                            let sent = async {
+                                for (id, data) in batch {
+                                    w.send_chunk(id, data).await?;
+                                }
+                                w.send(&Message::BatchEnd).await
                             }
-                            w.send(&Message::BatchEnd).await?;
+                            .await;
+                            if let Err(e) = sent {
+                                // The server may have stopped reading because it refused the
+                                // upload: its error frame says why, better than "stopped".
+                                return Err(refusal_or(&mut r, e).await);
+                            }
                             match r.expect("batch-ack").await? {
                                 Message::BatchAck { chunks: acked, .. } if acked == n => {}
                                 other => return Err(r.unexpected(&other, "batch-ack")),
@@ -161,7 +202,7 @@ impl Session {
                             bytes += batch_bytes;
                             progress.inc(batch_bytes);
                         }
-                        w.finish();
+                        w.finish().await;
                         Ok::<_, NetError>((chunks, bytes))
                     });
                 }
@@ -209,6 +250,15 @@ impl Session {
     }
 }
 
+/// The server's error frame on `r`, if it sent one before it stopped reading; else `e`.
+async fn refusal_or(r: &mut crate::frames::FrameReader, e: NetError) -> NetError {
+    let wait = std::time::Duration::from_secs(2);
+    match tokio::time::timeout(wait, r.next()).await {
+        Ok(Ok(Some(Message::Error { code, message }))) => NetError::Remote { code, message },
+        _ => e,
+    }
+}
+
 /// Reads the chunks to send (each verified against its id) into batches for the streams. A
 /// failure is sent down the channel, where it fails the push.
 fn read_batches(
@@ -234,7 +284,7 @@ fn read_batches(
                 return;
             }
         }
-        if size >= BATCH_BYTES {
+        if size as u64 >= BATCH_BYTES {
             if tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
                 return;
             }

@@ -28,7 +28,7 @@ pub fn tokens_path(root: &Path) -> PathBuf {
     root.join("server").join("tokens")
 }
 
-fn hash(token: &str) -> String {
+pub(crate) fn hash(token: &str) -> String {
     blake3::hash(token.as_bytes()).to_hex().to_string()
 }
 

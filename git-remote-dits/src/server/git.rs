@@ -8,6 +8,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::error::NetError;
+use crate::transport::{RecvHalf, SendHalf};
 
 /// Whether `value` is a plausible `GIT_PROTOCOL` (e.g. `version=2`); anything else is dropped
 /// rather than passed into git's environment.
@@ -25,8 +26,8 @@ pub async fn tunnel(
     dir: &Path,
     hooks: &Path,
     protocol: &str,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    mut send: SendHalf,
+    mut recv: RecvHalf,
     label: String,
 ) -> Result<(), NetError> {
     let mut cmd = tokio::process::Command::new("git");
@@ -65,7 +66,7 @@ pub async fn tunnel(
     };
     let down = async {
         let copied = tokio::io::copy(&mut stdout, &mut send).await;
-        let _ = send.finish();
+        send.finish().await;
         copied
     };
     let log = async {
@@ -86,6 +87,6 @@ pub async fn tunnel(
         tracing::info!("{label}: git {service} exited with {status}");
     }
     // Wait for the client to read everything before the stream is dropped.
-    let _ = send.stopped().await;
+    send.delivered().await;
     Ok(())
 }

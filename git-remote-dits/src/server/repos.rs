@@ -76,7 +76,7 @@ impl Repos {
 
     /// Where repository `repo` lives; the path is checked again here, whatever the caller did.
     pub fn dir(&self, repo: &str) -> Result<PathBuf, NetError> {
-        check_repo_path(repo).map_err(|e| NetError::Auth(e.to_string()))?;
+        check_repo_path(repo)?;
         Ok(self.root.join("repos").join(format!("{repo}.git")))
     }
 

@@ -191,6 +191,14 @@ impl Server {
         }
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(|c| c.id())
+            .expect("the server is running")
+    }
+
     pub fn root_path(&self) -> &Path {
         &self.root
     }

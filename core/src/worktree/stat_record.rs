@@ -5,14 +5,21 @@
 //! id. Clean uses it only when the file's stat still matches *and* the plain BLAKE3 of what
 //! git sends equals the recorded id; if the hash differs the clean fails for that file (it
 //! never answers a wrong pointer). One small file per path under `<git dir>/dits-hydrated/`.
+//!
+//! A record is also *pending* (a marker in `pending/`) until git's index has learned the
+//! file's stat data: git's index still holds the pointer's size, and git calls any file whose
+//! size differs "modified" without asking the filter. A client that writes its index only
+//! after its filters exit (gitoxide), or a command that writes its index again after a hook
+//! wrote files (rebase), leaves such files; whatever Dits runs next finishes them
+//! ([`pending`], [`settle`]).
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use dits_core::Pointer;
+use crate::Pointer;
 
 fn stamp(meta: &fs::Metadata) -> String {
     format!(
@@ -40,7 +47,50 @@ pub fn record(dir: &Path, rel: &Path, abs: &Path, pointer: &Pointer) -> io::Resu
     let dest = record_path(dir, rel);
     let tmp = dest.with_extension("tmp");
     fs::write(&tmp, text)?;
-    fs::rename(&tmp, &dest)
+    fs::rename(&tmp, &dest)?;
+    let marker = pending_path(dir, rel);
+    fs::create_dir_all(marker.parent().expect("markers live in pending/"))?;
+    fs::write(marker, b"")
+}
+
+fn pending_path(dir: &Path, rel: &Path) -> PathBuf {
+    let key = blake3::hash(rel.as_os_str().as_bytes()).to_hex();
+    dir.join("pending").join(&key[..32])
+}
+
+/// Git's index has the stat data of `rel`: it no longer needs finishing.
+pub fn settle(dir: &Path, rel: &Path) {
+    let _ = fs::remove_file(pending_path(dir, rel));
+}
+
+/// Files Dits wrote whose stat data git's index may not have yet, `(work-tree path,
+/// pointer)`, for those still exactly as Dits wrote them (`work_tree` resolves the paths).
+/// Markers of files changed since are dropped.
+pub fn pending(dir: &Path, work_tree: &Path) -> Vec<(PathBuf, Pointer)> {
+    let Ok(entries) = fs::read_dir(dir.join("pending")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let marker = entry.path();
+        let record = dir.join(entry.file_name());
+        let rel = fs::read(&record).ok().and_then(|text| {
+            let name = text.splitn(3, |&b| b == b'\n').nth(2)?.to_vec();
+            Some(PathBuf::from(std::ffi::OsString::from_vec(name)))
+        });
+        let still = rel.and_then(|rel| {
+            let pointer = lookup(dir, &rel, &work_tree.join(&rel))?;
+            Some((rel, pointer))
+        });
+        match still {
+            Some(found) => out.push(found),
+            None => {
+                let _ = fs::remove_file(marker);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// The pointer recorded for `rel` if `abs` still has exactly the recorded stat data.
@@ -83,7 +133,7 @@ pub fn content_matches(input: &mut dyn Read, pointer: &Pointer) -> io::Result<bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dits_core::FileId;
+    use crate::FileId;
 
     #[test]
     fn matches_only_while_the_file_is_untouched() -> io::Result<()> {
@@ -97,9 +147,21 @@ mod tests {
         assert_eq!(lookup(&records, Path::new("other.mov"), &file), None);
         assert!(content_matches(&mut &b"frames"[..], &p)?);
         assert!(!content_matches(&mut &b"framez"[..], &p)?);
+        assert_eq!(
+            pending(&records, dir.path()),
+            vec![(PathBuf::from("clip.mov"), p)],
+            "pending until the index has it"
+        );
+        settle(&records, Path::new("clip.mov"));
+        assert!(pending(&records, dir.path()).is_empty());
+        record(&records, Path::new("clip.mov"), &file, &p)?;
         // Any write changes ctime (and here the size): the record no longer applies.
         fs::write(&file, b"frames!")?;
         assert_eq!(lookup(&records, Path::new("clip.mov"), &file), None);
+        assert!(
+            pending(&records, dir.path()).is_empty(),
+            "a changed file is not finished"
+        );
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
-//! pkt-line framing, as git uses it on the pipes of a long-running filter process
-//! (git's `Documentation/technical/protocol-common.txt`).
+//! pkt-line framing, as git uses it on its pipes (git's
+//! `Documentation/technical/protocol-common.txt`): the one codec for the filter protocol and
+//! for the push commands and ref advertisement the remote helper reads on their way through.
 //!
 //! A packet is a 4 hex-digit length that counts itself, followed by the payload; `0000` is a
 //! flush packet that ends a list or a content section. Lengths 1..=3 are special packets of
@@ -60,6 +61,15 @@ impl PktLineError {
             | PktLineError::ReservedLength { .. }
             | PktLineError::Oversize { .. } => io::ErrorKind::InvalidData,
             PktLineError::LineTooLong { .. } => io::ErrorKind::InvalidInput,
+        }
+    }
+}
+
+impl From<PktLineError> for io::Error {
+    fn from(e: PktLineError) -> io::Error {
+        match e {
+            PktLineError::Io(e) => e,
+            other => io::Error::new(other.io_kind(), other),
         }
     }
 }

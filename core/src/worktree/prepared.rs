@@ -5,7 +5,7 @@
 //! after the other. A [`Preparer`] instead writes the file into a temp file as the fetch
 //! lands, from the chunk bytes the fetch has just verified, reading from the store only the
 //! chunks that were already there (verified on read, as always). The whole content is checked
-//! against the file id at the end, as in [`crate::hydrate`]; the result is a [`Prepared`] file
+//! against the file id at the end, as in [`super::hydrate`], through [`crate::rebuild`]; the result is a [`Prepared`] file
 //! that [`Prepared::place`] puts where git left the pointer.
 
 use std::collections::HashMap;
@@ -14,22 +14,42 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::hydrate::{read_pointer_file, HydrateError, Hydrated};
+use super::hydrate::{read_pointer_file, HydrateError, Hydrated};
 use crate::id::ChunkId;
 use crate::manifest::Manifest;
 use crate::pointer::Pointer;
+use crate::rebuild::Rebuild;
 use crate::store::{ChunkSource, StoreError};
 
 /// A file being written span by span, in order, from chunks as they become available.
 pub struct Preparer {
-    manifest: Manifest,
+    rebuild: Rebuild,
     path: PathBuf,
-    out: Option<BufWriter<File>>,
-    next: usize,
-    hasher: blake3::Hasher,
+    out: Kicked,
+}
+
+/// The temp file, with writeback started every [`WRITEBACK_STEP`] bytes.
+struct Kicked {
+    file: BufWriter<File>,
     written: u64,
-    /// Up to where writeback was started (see [`WRITEBACK_STEP`]).
     kicked: u64,
+}
+
+impl Write for Kicked {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.kicked >= WRITEBACK_STEP {
+            self.file.flush()?;
+            crate::store::fsio::start_writeback(self.file.get_ref(), self.kicked, self.written);
+            self.kicked = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// Writeback is started every this many bytes written. Replacing a file by rename makes ext4
@@ -49,14 +69,18 @@ impl Preparer {
             .create_new(true)
             .open(&path)?;
         Ok(Preparer {
-            manifest,
+            rebuild: Rebuild::new(manifest),
             path,
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
-            next: 0,
-            hasher: blake3::Hasher::new(),
-            written: 0,
-            kicked: 0,
+            out: Kicked {
+                file: BufWriter::with_capacity(1 << 20, file),
+                written: 0,
+                kicked: 0,
+            },
         })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        self.rebuild.manifest()
     }
 
     /// Writes the following spans for as long as their chunks are at hand: in `fresh` (bytes
@@ -67,76 +91,20 @@ impl Preparer {
         store: &S,
         fresh: &HashMap<ChunkId, &[u8]>,
     ) -> Result<(), StoreError> {
-        while let Some(span) = self.manifest.span(self.next) {
-            let range = span.start as usize..(span.start + span.len) as usize;
-            let from_store;
-            let chunk: &[u8] = match fresh.get(&span.chunk.id) {
-                Some(bytes) => bytes,
-                None if store.has_chunk(&span.chunk.id) => {
-                    from_store = store.read_chunk(&span.chunk.id)?;
-                    &from_store
-                }
-                None => return Ok(()),
-            };
-            let Some(bytes) = chunk
-                .get(range)
-                .filter(|_| chunk.len() == span.chunk.len as usize)
-            else {
-                return Err(StoreError::io(
-                    &self.path,
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "chunk {} does not have the {} bytes the manifest of {} says",
-                            span.chunk.id, span.chunk.len, self.manifest.file_id
-                        ),
-                    ),
-                ));
-            };
-            self.hasher.update(bytes);
-            self.written += bytes.len() as u64;
-            if let Some(out) = &mut self.out {
-                out.write_all(bytes)
-                    .map_err(|e| StoreError::io(self.path.clone(), e))?;
-                if self.written - self.kicked >= WRITEBACK_STEP {
-                    out.flush()
-                        .map_err(|e| StoreError::io(self.path.clone(), e))?;
-                    crate::store::fsio::start_writeback(out.get_ref(), self.kicked, self.written);
-                    self.kicked = self.written;
-                }
-            }
-            self.next += 1;
-        }
-        Ok(())
+        self.rebuild
+            .advance(store, fresh, &mut self.out, &self.path)
     }
 
     /// Writes what is left from `store` and checks the whole content against the file id.
     pub fn finish<S: ChunkSource + ?Sized>(mut self, store: &S) -> Result<Prepared, StoreError> {
-        self.advance(store, &HashMap::new())?;
-        let complete = self.manifest.span(self.next).is_none();
-        let exact = self.written == self.manifest.size
-            && self.hasher.finalize().as_bytes() == self.manifest.file_id.as_bytes();
-        if !complete || !exact {
-            return Err(StoreError::io(
-                self.path.clone(),
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "content rebuilt for {} does not hash to its id; hint: run `git dits fsck --repair`",
-                        self.manifest.file_id
-                    ),
-                ),
-            ));
-        }
-        if let Some(out) = self.out.take() {
-            out.into_inner()
-                .map_err(|e| StoreError::io(self.path.clone(), e.into_error()))?;
-        }
+        self.rebuild.finish(store, &mut self.out, &self.path)?;
+        let manifest = self.rebuild.manifest();
+        self.out
+            .flush()
+            .map_err(|e| StoreError::io(self.path.clone(), e))?;
+        let pointer = Pointer::new(manifest.file_id, manifest.size);
         let path = std::mem::take(&mut self.path);
-        Ok(Prepared {
-            path,
-            pointer: Pointer::new(self.manifest.file_id, self.manifest.size),
-        })
+        Ok(Prepared { path, pointer })
     }
 }
 
@@ -180,7 +148,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// Moves the content over `target` if `target` still holds exactly the pointer, with the
-    /// pointer file's mode bits and an mtime 2 s in the past (see [`crate::hydrate`]). An
+    /// pointer file's mode bits and an mtime 2 s in the past (see [`super::hydrate`]). An
     /// error leaves `target` untouched; the caller can fall back to writing it from the store
     /// (the temp file may be on another file system than the work tree).
     pub fn place(mut self, target: &Path) -> Result<Hydrated, HydrateError> {
@@ -244,7 +212,7 @@ mod tests {
             .map(|c| Ok((c.id, full.read_chunk(&c.id)?)))
             .collect::<Result<_, StoreError>>()?;
         p.advance(&local, &first.iter().map(|(id, d)| (*id, &d[..])).collect())?;
-        assert_eq!(p.next, half, "stops where the chunks run out");
+        assert!(!p.rebuild.is_complete(), "stops where the chunks run out");
         for c in &m.chunks[half..] {
             local.put_chunk(c.id, &full.read_chunk(&c.id)?)?;
         }

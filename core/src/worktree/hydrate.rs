@@ -1,4 +1,4 @@
-//! Writing a tracked file's real content into the work tree, outside git's pipe.
+//! Replacing a pointer in the work tree by the real content, outside git's pipe.
 //!
 //! Git buffers a smudge filter's whole output in memory, so large files are not smudged
 //! through git: the filter leaves the pointer and Dits later replaces it by streaming from the
@@ -8,12 +8,13 @@
 //! the target still holds exactly the pointer: a file the user changed meanwhile is left alone.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::pointer::{Pointer, MAX_LEN};
-use crate::reader::copy_prefetched;
+use crate::reader::{copy_prefetched, from_io};
+use crate::rebuild::manifest_for;
 use crate::store::{ChunkSource, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,12 +71,11 @@ pub fn hydrate_file<S: ChunkSource + ?Sized>(
     if read_pointer_file(path).map_err(io_err)? != Some(*pointer) {
         return Ok(Hydrated::Skipped);
     }
-    let manifest = store
-        .read_manifest(&pointer.id)
-        .map_err(|source| HydrateError::Store {
-            path: path.to_owned(),
-            source,
-        })?;
+    let store_err = |source| HydrateError::Store {
+        path: path.to_owned(),
+        source,
+    };
+    let manifest = manifest_for(store, pointer).map_err(store_err)?;
     let mode = fs::metadata(path).map_err(io_err)?.permissions().mode();
     let tmp = temp_beside(path);
     let written = (|| -> io::Result<Hydrated> {
@@ -101,7 +101,11 @@ pub fn hydrate_file<S: ChunkSource + ?Sized>(
     })();
     written.map_err(|e| {
         let _ = fs::remove_file(&tmp);
-        io_err(e)
+        // A wrong chunk or manifest stays what it is (corruption), not an I/O error.
+        match from_io(e, &tmp) {
+            StoreError::Io { source, .. } => io_err(source),
+            other => store_err(other),
+        }
     })
 }
 
@@ -112,16 +116,6 @@ fn temp_beside(path: &Path) -> PathBuf {
         .unwrap_or_default();
     let unique = crate::store::unique_temp_suffix();
     path.with_file_name(format!(".{name}.dits-{unique}"))
-}
-
-/// Writes the content `pointer` names to `out` (used by `dits-filter smudge` and `cat`).
-pub fn stream_to<S: ChunkSource + ?Sized, W: Write>(
-    store: &S,
-    pointer: &Pointer,
-    out: &mut W,
-) -> Result<u64, StoreError> {
-    let manifest = store.read_manifest(&pointer.id)?;
-    copy_prefetched(store, &manifest, out).map_err(|e| StoreError::io("<output>", e))
 }
 
 #[cfg(test)]
