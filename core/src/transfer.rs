@@ -486,8 +486,12 @@ pub fn manifest_from(
 }
 
 /// Content that is neither local nor obtainable from any source.
+///
+/// Said as what the sources said when one failed (the same words for every file a server
+/// that is down could not give, so a summary of many files says it once), else as what is
+/// missing locally.
 #[derive(Debug, thiserror::Error)]
-#[error("{missing}{}", tried.iter().map(|t| format!("; {t}")).collect::<String>())]
+#[error("{}", if tried.is_empty() { missing.to_string() } else { tried.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ") })]
 pub struct EnsureError {
     pub missing: StoreError,
     /// What failed sources said (sources that simply lack the content are not listed).
@@ -508,8 +512,9 @@ pub fn ensure_local(
     local: &DiskStore,
     sources: &[Arc<dyn ContentSource>],
     pointer: &Pointer,
+    progress: &dyn Progress,
 ) -> Result<Manifest, EnsureError> {
-    from_sources(local, sources, pointer, None).map(|(m, _)| m)
+    from_sources(local, sources, pointer, None, progress).map(|(m, _)| m)
 }
 
 /// Like [`ensure_local`], and writes the file into a temp file in `dir` on the way (from the
@@ -519,8 +524,9 @@ pub fn ensure_prepared(
     sources: &[Arc<dyn ContentSource>],
     pointer: &Pointer,
     dir: &Path,
+    progress: &dyn Progress,
 ) -> Result<Prepared, EnsureError> {
-    let (m, prepared) = from_sources(local, sources, pointer, Some(dir))?;
+    let (m, prepared) = from_sources(local, sources, pointer, Some(dir), progress)?;
     match prepared {
         Some(p) => Ok(p),
         None => prepare_from(local, m, dir).map_err(|missing| EnsureError {
@@ -550,6 +556,7 @@ fn from_sources(
     sources: &[Arc<dyn ContentSource>],
     pointer: &Pointer,
     prepare: Option<&Path>,
+    progress: &dyn Progress,
 ) -> Result<(Manifest, Option<Prepared>), EnsureError> {
     let missing = match manifest_for(local, pointer) {
         Ok(m) => match m.chunks.iter().find(|c| !local.has_chunk(&c.id)) {
@@ -562,6 +569,7 @@ fn from_sources(
     for source in sources {
         let opts = FetchOptions {
             prepare: prepare.map(|dir| (pointer.id, dir)),
+            progress: Some(progress),
             ..FetchOptions::default()
         };
         match fetch(local, source.as_ref(), std::slice::from_ref(pointer), opts) {
@@ -582,7 +590,8 @@ fn from_sources(
                 tracing::debug!("{}: {e}", pointer.id)
             }
             Err(e) => {
-                tracing::warn!("cannot fetch {}: {e}", pointer.id);
+                // Said once by the caller's summary, not once per file here.
+                tracing::debug!("cannot fetch {}: {e}", pointer.id);
                 tried.push(e);
             }
         }
@@ -775,7 +784,7 @@ mod tests {
         assert_eq!(got.failed.len(), 1, "the poisoned manifest is refused");
         assert_eq!(got.failed[0].1.kind, SourceErrorKind::BadData);
         assert!(!local.has_manifest(&good.file_id), "and not kept");
-        let m = ensure_local(&local, &sources, &pointer)?;
+        let m = ensure_local(&local, &sources, &pointer, &Silent)?;
         assert_eq!(m.file_id, good.file_id);
         let mut out = Vec::new();
         crate::reader::copy_prefetched(&local, &m, &mut out)?;

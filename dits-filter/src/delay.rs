@@ -11,11 +11,14 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use dits_core::progress::Silent;
 use dits_core::source::ContentSource;
 use dits_core::store::DiskStore;
 use dits_core::transfer::{ensure_local, ensure_prepared};
 use dits_core::worktree::Prepared;
 use dits_core::Pointer;
+
+use crate::meter::{FileMeter, Meter};
 
 #[derive(Default)]
 struct State {
@@ -32,12 +35,14 @@ struct Job {
     pointer: Pointer,
     /// Whether to write the file into a temp file while fetching it.
     prepare: bool,
+    meter: FileMeter,
 }
 
 pub struct Delayer {
     state: Shared,
     jobs: Option<mpsc::Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
+    meter: Meter,
 }
 
 fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
@@ -69,16 +74,18 @@ impl Delayer {
                         path,
                         pointer,
                         prepare,
+                        meter,
                     }) = job
                     else {
                         return;
                     };
                     let (prepared, result) = if prepare {
-                        match ensure_prepared(&store, &sources, &pointer, &store.tmp_dir()) {
+                        match ensure_prepared(&store, &sources, &pointer, &store.tmp_dir(), &meter)
+                        {
                             Ok(p) => (Some(p), Ok(())),
                             // The content may have arrived even so (only writing the temp
                             // file failed): then it is written from the store at the end.
-                            Err(e) => match ensure_local(&store, &[], &pointer) {
+                            Err(e) => match ensure_local(&store, &[], &pointer, &Silent) {
                                 Ok(_) => {
                                     tracing::debug!(
                                         "{}: written from the store later: {e}",
@@ -90,8 +97,12 @@ impl Delayer {
                             },
                         }
                     } else {
-                        (None, ensure_local(&store, &sources, &pointer).map(drop))
+                        (
+                            None,
+                            ensure_local(&store, &sources, &pointer, &meter).map(drop),
+                        )
                     };
+                    meter.done(result.is_ok());
                     let mut s = lock(&state);
                     s.pending -= 1;
                     if let Err(e) = result {
@@ -109,6 +120,7 @@ impl Delayer {
             state,
             jobs: Some(tx),
             workers,
+            meter: Meter::new(),
         }
     }
 
@@ -121,6 +133,7 @@ impl Delayer {
                 path: path.clone(),
                 pointer,
                 prepare,
+                meter: self.meter.add(pointer.size),
             };
             if tx.send(job).is_err() {
                 let mut s = lock(&self.state);
@@ -156,6 +169,11 @@ impl Delayer {
             .collect();
         out.sort();
         out
+    }
+
+    /// Ends the progress line (or prints the summary): git has collected every file.
+    pub fn finish_meter(&mut self) {
+        self.meter.finish();
     }
 
     /// Why fetching `path` failed, if it did.

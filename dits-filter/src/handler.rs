@@ -71,6 +71,8 @@ pub struct DitsHandler {
     hydrated: Vec<(PathBuf, Pointer)>,
     /// Files whose content could not be had, with why (left as pointers, or failed).
     unavailable: Vec<(String, String)>,
+    /// Tracked paths whose blob is ordinary content, not a pointer.
+    raw_blobs: Vec<String>,
 }
 
 impl DitsHandler {
@@ -85,7 +87,26 @@ impl DitsHandler {
             deferred: Vec::new(),
             hydrated: Vec::new(),
             unavailable: Vec::new(),
+            raw_blobs: Vec::new(),
         })
+    }
+
+    /// Files under Dits patterns that git holds as ordinary blobs (committed by someone
+    /// without the filter set up, or before the pattern was tracked): once, at the end.
+    fn report_raw_blobs(&mut self) {
+        let raw = std::mem::take(&mut self.raw_blobs);
+        if raw.is_empty() {
+            return;
+        }
+        let mut names: Vec<&str> = raw.iter().map(String::as_str).take(5).collect();
+        if raw.len() > 5 {
+            names.push("...");
+        }
+        eprintln!(
+            "dits: warning: {} file(s) under Dits patterns are committed as ordinary Git blobs, not Dits pointers: {}\nhint: store them with Dits: git add --renormalize . && git commit -m 'Move media to Dits'",
+            raw.len(),
+            names.join(", ")
+        );
     }
 
     pub fn hydrated(&self) -> &[(PathBuf, Pointer)] {
@@ -169,7 +190,11 @@ impl DitsHandler {
         {
             Some(Ok(p)) => p,
             Some(Err(PointerError::NotAPointer)) | None => {
-                // Ordinary content (committed before the path was tracked): unchanged.
+                // Ordinary content (committed before the path was tracked, or by someone
+                // without the filter): unchanged, and said at the end.
+                if spool.small_bytes() != Some(&[]) {
+                    self.raw_blobs.push(path.clone());
+                }
                 let reader = spool
                     .into_reader()
                     .map_err(|e| Failure::Error(format!("{path}: {e}")))?;
@@ -222,7 +247,7 @@ impl DitsHandler {
             }
             None => {
                 let sources = self.sources();
-                match ensure_local(&self.store, &sources, &pointer) {
+                match ensure_local(&self.store, &sources, &pointer, &Silent) {
                     Ok(m) => m,
                     Err(e) => return self.unavailable(path, &pointer, e.to_string()),
                 }
@@ -374,6 +399,10 @@ impl Handler for DitsHandler {
 
     /// Git has written every file and its index; now write the large ones it left as pointers.
     fn finish(&mut self) -> Result<(), Failure> {
+        if let Some(d) = &mut self.delayer {
+            d.finish_meter();
+        }
+        self.report_raw_blobs();
         let mut failed = 0;
         for (path, pointer, prepared) in std::mem::take(&mut self.deferred) {
             let placed = prepared.map(|p| p.place(&path));

@@ -10,6 +10,7 @@ mod delay;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handler;
+mod meter;
 pub use dits_core::pktline;
 pub mod server;
 mod spool;

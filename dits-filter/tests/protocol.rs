@@ -371,10 +371,6 @@ fn bad_handshakes_are_errors_naming_what_came() {
             "bad filter handshake: expected \"git-filter-client\", got a flush packet",
         ),
         (
-            Pkts::new(),
-            "bad filter handshake: expected \"git-filter-client\", got the end of input",
-        ),
-        (
             Pkts::new()
                 .line("git-filter-client")
                 .line("capability=clean")

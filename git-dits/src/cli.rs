@@ -70,9 +70,12 @@ pub enum Cmd {
     /// Configure git to use Dits: filter, diff and merge drivers, and hooks.
     ///
     /// Writes filter.dits.process/clean/smudge/required, diff.dits.textconv,
-    /// merge.dits.driver, and (in a repository) the post-checkout and post-merge hooks that
-    /// finish writing large files. Idempotent. Existing hooks that are not Dits' own are
-    /// left alone with a warning unless --force.
+    /// merge.dits.driver, and (in a repository) the hooks: post-checkout and post-merge,
+    /// which finish writing large files, and pre-push, which uploads tracked content to the
+    /// Dits server before commits reach an ordinary Git host. The filter also puts missing
+    /// hooks into every repository it runs in (`dits.autoHooks=false` turns that off).
+    /// Idempotent. Existing hooks that are not Dits' own are left alone with a warning
+    /// unless --force.
     Install {
         #[command(flatten)]
         scope: Scope,

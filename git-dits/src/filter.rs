@@ -73,6 +73,11 @@ fn config(repo: &Repo, one_shot: bool) -> Result<FilterConfig> {
 
 fn run(mode: Mode) -> Result<()> {
     let repo = Repo::discover()?;
+    // Every repository that runs the filter gets the hooks (a clone after a global install
+    // has none); a failure here must not stop the checkout, but is said.
+    if let Err(e) = crate::cmd::install::ensure_hooks(&repo) {
+        tracing::warn!("cannot put Dits's hooks into this repository: {e:#}");
+    }
     match mode {
         Mode::Process => {
             let mut handler = DitsHandler::new(config(&repo, false)?)?;

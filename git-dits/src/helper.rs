@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use dits_core::FileId;
-use git_remote_dits::helper::{PushPreparer, RefUpdate};
+use git_remote_dits::helper::{PushPreparer, RefUpdate, Verbosity};
 use git_remote_dits::Session;
 
 use crate::progress::Bar;
@@ -61,7 +61,7 @@ impl PushPreparer for Uploader {
         session: &Session,
         updates: &[RefUpdate],
         advertised: &[String],
-        progress: bool,
+        talk: Verbosity,
     ) -> Result<(), String> {
         let repo = Repo::discover().map_err(|e| format!("{e:#}"))?;
         let include: Vec<String> = updates.iter().map(|u| u.new.clone()).collect();
@@ -69,7 +69,7 @@ impl PushPreparer for Uploader {
         // Its own advertisement is the authority, not our remote-tracking refs, which may
         // be stale or belong to another server that once had this URL.
         let exclude: Vec<String> = advertised.to_vec();
-        upload(&repo, session, &include, &exclude, progress).map_err(|e| format!("{e:#}"))
+        upload(&repo, session, &include, &exclude, talk).map_err(|e| format!("{e:#}"))
     }
 }
 
@@ -79,9 +79,20 @@ pub fn upload(
     session: &Session,
     include: &[String],
     exclude: &[String],
-    progress: bool,
+    talk: Verbosity,
 ) -> anyhow::Result<()> {
     let found = reachable::pointers(include, exclude)?;
+    upload_found(repo, session, &found, talk)
+}
+
+/// Uploads the content of `found` the server lacks: a bar on a terminal, and one summary
+/// line (also in CI logs) unless quiet.
+pub fn upload_found(
+    repo: &Repo,
+    session: &Session,
+    found: &[reachable::Found],
+    talk: Verbosity,
+) -> anyhow::Result<()> {
     let files: Vec<(FileId, String)> = found
         .iter()
         .filter(|f| f.pointer.size > 0)
@@ -91,7 +102,7 @@ pub fn upload(
         return Ok(());
     }
     let store = repo.open_store()?;
-    let bar = Bar::bytes(!progress, "dits: upload");
+    let bar = Bar::bytes(!talk.progress, "dits: upload");
     let stats = session.push_files(&store, &files, &bar).map_err(|e| match e {
         e @ git_remote_dits::NetError::NotLocal { .. } => anyhow::anyhow!(
             "{e}; hint: content cloned without data can be fetched with `git dits pull`, then push again"
@@ -99,7 +110,7 @@ pub fn upload(
         e => anyhow::Error::new(e),
     })?;
     bar.finish();
-    if progress && stats.files_sent > 0 {
+    if !talk.quiet && stats.files_sent > 0 {
         let had = stats.files - stats.files_sent;
         eprintln!(
             "dits: sent the content of {} file(s) to {}: {} in {} chunk(s){}",

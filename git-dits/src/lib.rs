@@ -11,7 +11,9 @@ mod progress;
 pub mod reachable;
 pub mod remote;
 pub mod repo;
+mod setup;
 pub mod tracked;
+mod uploaded;
 
 use std::process::ExitCode;
 

@@ -32,6 +32,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("dits.mp4", "true", "chunk content that sniffs as MP4/MOV (ISO-BMFF) by track and keyframe, so remuxes and metadata edits store almost nothing new"),
     ("dits.skipSmudge", "false", "leave pointers in the work tree (also GIT_DITS_SKIP_SMUDGE=1)"),
     ("dits.skipDownloadErrors", "false", "when content cannot be downloaded, leave the pointer and carry on instead of failing the checkout (like lfs.skipdownloaderrors)"),
+    ("dits.autoHooks", "true", "the filter puts Dits's hooks (pre-push, post-checkout, post-merge) into a repository that lacks them, never over another tool's hook"),
     ("dits.url", "", "the Dits server of a repository on an ordinary Git host (also in a committed .ditsconfig)"),
     ("dits.mount.cacheSize", "0", "bytes of fetched chunks `git dits mount` keeps; past it the oldest are dropped (0 = no bound)"),
     ("dits.timeout", "30", "seconds a silent Dits server is waited for before a transfer fails (and can be resumed)"),

@@ -32,8 +32,17 @@ pub trait PushPreparer {
         session: &Session,
         updates: &[RefUpdate],
         advertised: &[String],
-        progress: bool,
+        talk: Verbosity,
     ) -> Result<(), String>;
+}
+
+/// What git asked the helper to print (`option progress`, `option verbosity`).
+#[derive(Debug, Clone, Copy)]
+pub struct Verbosity {
+    /// Progress bars (git says so when stderr is a terminal).
+    pub progress: bool,
+    /// `git push -q`: nothing but errors, not even a summary.
+    pub quiet: bool,
 }
 
 /// The capability block; tested byte for byte.
@@ -80,6 +89,7 @@ pub fn run<R: BufRead + Send, W: Write + Send>(
 ) -> Result<(), NetError> {
     let url = DitsUrl::parse(url)?;
     let mut progress = true;
+    let mut quiet = false;
     let mut line = String::new();
     loop {
         line.clear();
@@ -98,6 +108,7 @@ pub fn run<R: BufRead + Send, W: Write + Send>(
                 "verbosity" => {
                     if value.parse::<i32>().is_ok_and(|v| v < 1) {
                         progress = false;
+                        quiet = true;
                     }
                     "ok\n".to_owned()
                 }
@@ -115,7 +126,7 @@ pub fn run<R: BufRead + Send, W: Write + Send>(
                     .map_err(|e| NetError::io("writing to git", e))?;
                 let intercept = service == "git-receive-pack";
                 return tunnel(&session, send, recv, input, output, intercept, |s, u, a| {
-                    preparer.before_push(s, u, a, progress)
+                    preparer.before_push(s, u, a, Verbosity { progress, quiet })
                 });
             }
             Command::Unknown(what) => {

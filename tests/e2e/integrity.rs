@@ -122,6 +122,7 @@ fn a_checkout_into_a_full_store_fails_then_completes_exactly() {
             .args(["clone", "-q", src.to_str().unwrap(), "clone"])
             .env("GIT_DITS_SKIP_SMUDGE", "1"),
     );
+    env.dits(&clone, &["install", "-q"]);
     let guard = Tmpfs::mount(&clone.join(".git/dits"), 20 * MIB);
     let out = env.dits_output(&clone, &["checkout"]);
     assert!(!out.status.success(), "a full disk fails the checkout");

@@ -8,6 +8,7 @@ mod support;
 mod basic;
 mod faults;
 mod filter_process;
+mod first_hour;
 mod gitoxide;
 mod integrity;
 mod interrupt;

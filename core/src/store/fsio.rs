@@ -45,9 +45,9 @@ fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
     Ok(tmp)
 }
 
-/// Atomically replaces `dest` with `bytes`.
+/// Atomically and durably replaces `dest` with `bytes`.
 pub fn replace_file(dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = dest.parent().expect("store paths have a parent");
+    let dir = dest.parent().unwrap_or(Path::new("."));
     let tmp = write_temp(dir, bytes)?;
     if let Err(e) = fs::rename(&tmp, dest) {
         let _ = fs::remove_file(&tmp);

@@ -20,6 +20,7 @@ mod writer;
 pub use discard::Discard;
 pub use disk::{DiskStore, PackInfo, StoreOptions};
 pub use error::StoreError;
+pub use fsio::replace_file;
 pub use manifests::StoreStats;
 pub use memory::MemoryStore;
 pub use repair::RepairReport;

@@ -24,8 +24,13 @@ pub fn run(spec: &str) -> Result<ExitCode> {
         Some(pointer) => {
             let store = repo.open_store()?;
             if pointer.size > 0 {
-                ensure_local(&store, &repo.open_sources(), &pointer)
-                    .with_context(|| format!("{spec} (file {})", pointer.id))?;
+                ensure_local(
+                    &store,
+                    &repo.open_sources(),
+                    &pointer,
+                    &dits_core::progress::Silent,
+                )
+                .with_context(|| format!("{spec} (file {})", pointer.id))?;
             }
             stream_to(&store, &pointer, &mut out)
                 .with_context(|| format!("{spec} (file {})", pointer.id))?;

@@ -29,6 +29,8 @@ pub fn run(pathspecs: &[String], only_deferred: bool, quiet: bool) -> Result<Exi
             todo.extend(items.into_iter().map(|(p, _)| work_tree.join(p)));
         }
     } else {
+        crate::setup::require_filter(&repo)?;
+        crate::setup::warn(&repo);
         for f in tracked::matching(&repo, pathspecs)? {
             todo.push(work_tree.join(f.path.to_path_lossy()));
         }

@@ -14,6 +14,7 @@ use crate::git::git;
 use crate::reachable;
 use crate::remote::configured_url;
 use crate::repo::Repo;
+use crate::uploaded::Uploaded;
 
 pub fn run(name: &str, args: &[String]) -> Result<ExitCode> {
     match name {
@@ -51,20 +52,17 @@ fn pre_push(args: &[String]) -> Result<ExitCode> {
             }
         }
     }
-    if !remote.contains('/') && !remote.contains(':') {
-        exclude.push(format!("--remotes={remote}"));
-    }
-    let found: Vec<_> = reachable::pointers(&include, &exclude)?
-        .into_iter()
-        .filter(|f| f.pointer.size > 0)
-        .collect();
-    if found.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
     let repo = Repo::discover()?;
     // The team's Dits server if one is named; else a repository on this machine gets the
     // content in its own store; else there is nowhere to put it.
     let Some((server, origin)) = configured_url(&repo)? else {
+        if !remote.contains('/') && !remote.contains(':') {
+            exclude.push(format!("--remotes={remote}"));
+        }
+        let found = with_content(&include, &exclude)?;
+        if found.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
         if let Some(dest) = local_store_of(&repo, &url) {
             return copy_to_local(&repo, &dest, &found);
         }
@@ -79,15 +77,34 @@ fn pre_push(args: &[String]) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     };
+    // What the Git host has is not excluded: it may hold commits pushed without their
+    // content (from a clone without hooks, or with --no-verify). What is behind a commit
+    // whose content went to this server is.
     let url = git_remote_dits::DitsUrl::parse(&server).context(origin)?;
-    let server = crate::remote::DitsServer {
-        url,
-        origin: origin.to_owned(),
-    };
-    let session = crate::remote::connect(&repo, &server, true, None)?;
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    crate::helper::upload(&repo, &session, &include, &exclude, progress)?;
+    let uploaded = Uploaded::for_server(&repo, &url);
+    let found = with_content(&include, &uploaded.tips())?;
+    if !found.is_empty() {
+        let server = crate::remote::DitsServer {
+            url,
+            origin: origin.to_owned(),
+        };
+        let session = crate::remote::connect(&repo, &server, true, None)?;
+        let talk = git_remote_dits::helper::Verbosity {
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            quiet: false,
+        };
+        crate::helper::upload_found(&repo, &session, &found, talk)?;
+    }
+    uploaded.record(&include)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tracked files with content (not empty) in `include` but not `exclude`.
+fn with_content(include: &[String], exclude: &[String]) -> Result<Vec<reachable::Found>> {
+    Ok(reachable::pointers(include, exclude)?
+        .into_iter()
+        .filter(|f| f.pointer.size > 0)
+        .collect())
 }
 
 /// The Dits store of a remote that is a repository on this machine (a path or file:// URL).

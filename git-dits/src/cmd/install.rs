@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -59,30 +60,14 @@ pub fn install(scope: Scope, force: bool, quiet: bool) -> Result<ExitCode> {
     }
     let mut code = ExitCode::SUCCESS;
     if let Some(repo) = &repo {
-        let dir = repo.hooks_dir();
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (name, body) in HOOKS {
-            let path = dir.join(name);
-            match fs::read_to_string(&path) {
-                Ok(existing) if !existing.contains(MARKER) && !force => {
-                    eprintln!(
-                        "warning: {} exists and is not a Dits hook; left unchanged.\n  hint: add this line to it: git dits hook {name} \"$@\"\n  hint: or rerun with --force to replace it (the old one is kept as {name}.pre-dits)",
-                        path.display()
-                    );
-                    code = ExitCode::from(1);
-                    continue;
-                }
-                Ok(existing) if !existing.contains(MARKER) => {
-                    let backup = dir.join(format!("{name}.pre-dits"));
-                    fs::rename(&path, &backup).with_context(|| {
-                        format!("keeping {} as {}", path.display(), backup.display())
-                    })?;
-                }
-                _ => {}
-            }
-            fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
-                .with_context(|| format!("making {} executable", path.display()))?;
+        for hook in write_hooks(repo, force)?.iter().filter(|f| !f.calls_dits()) {
+            eprintln!(
+                "warning: {} exists and is not a Dits hook; left unchanged.\n  hint: add this line to it: git dits hook {} \"$@\"\n  hint: or rerun with --force to replace it (the old one is kept as {}.pre-dits)",
+                hook.path.display(),
+                hook.name,
+                hook.name
+            );
+            code = ExitCode::from(1);
         }
         fs::create_dir_all(repo.store_root())?;
     }
@@ -97,6 +82,90 @@ pub fn install(scope: Scope, force: bool, quiet: bool) -> Result<ExitCode> {
         );
     }
     Ok(code)
+}
+
+/// A hook of someone else's that Dits left alone.
+pub struct Foreign {
+    pub name: &'static str,
+    pub path: PathBuf,
+}
+
+impl Foreign {
+    /// Whether the hook calls Dits itself (the line `install` suggests adding).
+    fn calls_dits(&self) -> bool {
+        fs::read_to_string(&self.path).is_ok_and(|s| s.contains("git dits hook"))
+    }
+}
+
+/// Writes the hooks Dits needs into `repo`'s hooks directory: missing ones, and Dits's own
+/// (refreshed). Another tool's hook is replaced only with `force` (kept as NAME.pre-dits);
+/// otherwise it is returned.
+pub fn write_hooks(repo: &Repo, force: bool) -> Result<Vec<Foreign>> {
+    let dir = repo.hooks_dir();
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut foreign = Vec::new();
+    for (name, body) in HOOKS {
+        let path = dir.join(name);
+        match fs::read_to_string(&path) {
+            Ok(existing) if existing == *body => continue,
+            Ok(existing) if !existing.contains(MARKER) && !force => {
+                foreign.push(Foreign { name, path });
+                continue;
+            }
+            Ok(existing) if !existing.contains(MARKER) => {
+                let backup = dir.join(format!("{name}.pre-dits"));
+                fs::rename(&path, &backup).with_context(|| {
+                    format!("keeping {} as {}", path.display(), backup.display())
+                })?;
+            }
+            _ => {}
+        }
+        // Into a temp file first: git may be about to run this very hook.
+        let tmp = dir.join(format!(".{name}.dits-tmp"));
+        fs::write(&tmp, body).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {} executable", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(foreign)
+}
+
+/// What the filter does in every repository it runs in (a clone made after
+/// `git dits install --global` has no hooks otherwise, and its pushes would publish commits
+/// whose content exists only on this machine): puts in the hooks that are missing, unless
+/// `dits.autoHooks` is false. Another tool's hook that does not call Dits is left alone and
+/// reported once per repository.
+pub fn ensure_hooks(repo: &Repo) -> Result<()> {
+    let cfg = repo.repo.config_snapshot();
+    if !cfg.boolean("dits.autoHooks").unwrap_or(true) || repo.work_tree().is_err() {
+        return Ok(());
+    }
+    let dir = repo.hooks_dir();
+    let all_ours = HOOKS.iter().all(|(name, body)| {
+        fs::read_to_string(dir.join(name)).is_ok_and(|s| s == *body || s.contains("git dits hook"))
+    });
+    if all_ours {
+        return Ok(());
+    }
+    let foreign: Vec<Foreign> = write_hooks(repo, false)?
+        .into_iter()
+        .filter(|f| !f.calls_dits())
+        .collect();
+    let told = repo.store_root().join("foreign-hooks-reported");
+    if !foreign.is_empty() && !told.exists() {
+        for f in &foreign {
+            eprintln!(
+                "dits: warning: {} is another tool's hook, so Dits's {} hook is not installed; hint: add this line to it: git dits hook {} \"$@\"",
+                f.path.display(),
+                f.name,
+                f.name
+            );
+        }
+        if fs::create_dir_all(repo.store_root()).is_ok() {
+            let _ = fs::write(&told, "");
+        }
+    }
+    Ok(())
 }
 
 pub fn uninstall(scope: Scope, quiet: bool) -> Result<ExitCode> {

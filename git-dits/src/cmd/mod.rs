@@ -6,7 +6,7 @@ mod diff;
 mod env;
 mod fsck;
 mod hooks;
-mod install;
+pub mod install;
 mod ls_files;
 mod media_diff;
 mod merge;
@@ -95,21 +95,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
     }
 }
 
-/// Human-readable byte counts (binary units, as `ls -h` and git print them).
-pub(crate) fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub(crate) use dits_core::progress::human;
 
 /// A path as git prints it: C-quoted when it holds quotes, backslashes or control characters
 /// (one entry per line, whatever the name), UTF-8 left readable.

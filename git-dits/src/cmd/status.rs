@@ -31,6 +31,10 @@ pub fn run() -> Result<ExitCode> {
             patterns.join(" ")
         }
     );
+    let problems = crate::setup::all(&repo)?;
+    for p in &problems {
+        println!("problem: {}\n  hint: {}", p.what, p.fix);
+    }
     let files = tracked::in_index(&repo)?;
     let (mut hydrated, mut pointers, mut missing, mut bytes) = (0, Vec::new(), Vec::new(), 0u64);
     for f in &files {
@@ -105,7 +109,7 @@ fn remote_status(repo: &Repo, files: &[tracked::TrackedFile]) {
                 println!("  unpushed {}", quote_path(f.path.as_ref()));
             }
             if !missing.is_empty() {
-                println!("hint: `git push` (or `git dits push`) uploads them");
+                println!("hint: `git dits push` uploads them");
             }
         }
         Err(e) => println!("Dits server:      {} cannot be asked: {e}", server.url),

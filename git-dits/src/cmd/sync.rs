@@ -32,7 +32,20 @@ pub fn push(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitCo
         revs.to_vec()
     };
     let session = connect(&repo, &server, !quiet, None)?;
-    crate::helper::upload(&repo, &session, &include, &[], !quiet)?;
+    let talk = git_remote_dits::helper::Verbosity {
+        progress: !quiet,
+        quiet,
+    };
+    crate::helper::upload(&repo, &session, &include, &[], talk)?;
+    // The next `git push` through the pre-push hook need not look behind these again.
+    let mut rev_parse = vec!["rev-parse".to_owned()];
+    rev_parse.extend(include.iter().cloned());
+    let tips: Vec<String> = crate::git::git(&rev_parse)
+        .text()?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    crate::uploaded::Uploaded::for_server(&repo, &server.url).record(&tips)?;
     if !quiet {
         eprintln!(
             "dits: {} has the content of every tracked file in {}",
@@ -122,6 +135,8 @@ fn download(
 /// match), then writes the files that are still pointers.
 pub fn pull(remote: Option<&str>, pathspecs: &[String], quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
+    crate::setup::require_filter(&repo)?;
+    crate::setup::warn(&repo);
     let server = server(&repo, remote, false)?;
     let files = tracked::matching(&repo, pathspecs)?;
     if !quiet && !pathspecs.is_empty() {

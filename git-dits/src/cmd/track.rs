@@ -66,8 +66,17 @@ pub fn track(patterns: &[String], quiet: bool) -> Result<ExitCode> {
             for p in &added {
                 eprintln!("Tracking {p}");
             }
+            eprintln!("hint: commit it so every clone uses Dits for these files: git add .gitattributes && git commit -m 'Track media with Dits'");
         }
         warn_about_committed_blobs(&repo, &added)?;
+    }
+    // Without the filter, what was just tracked would be committed as raw content.
+    if let Some(problem) = crate::setup::filter_problem(&repo) {
+        eprintln!("error: {problem}");
+        return Ok(ExitCode::from(1));
+    }
+    if let Err(e) = super::install::ensure_hooks(&repo) {
+        eprintln!("warning: cannot put Dits's hooks into this repository: {e:#}");
     }
     Ok(ExitCode::SUCCESS)
 }
