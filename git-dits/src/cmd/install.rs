@@ -141,6 +141,12 @@ pub fn ensure_hooks(repo: &Repo) -> Result<()> {
         return Ok(());
     }
     let dir = repo.hooks_dir();
+    // A hooks directory elsewhere (core.hooksPath into the work tree or a shared folder) is
+    // another tool's to manage: writing into it would add files to the project.
+    if !dir.starts_with(repo.common_dir()) {
+        tracing::debug!("hooks live in {}; not adding Dits's there", dir.display());
+        return Ok(());
+    }
     let all_ours = HOOKS.iter().all(|(name, body)| {
         fs::read_to_string(dir.join(name)).is_ok_and(|s| s == *body || s.contains("git dits hook"))
     });
