@@ -73,11 +73,19 @@ pub fn add_token(runner: &Runner, root: &Path, repo: &str) -> Result<String> {
 /// Starts `git dits serve` on an ephemeral loopback port of its choosing and waits for its
 /// `listening` line. It runs as `<bin>/git-dits serve`, what git would run, without git in
 /// between, so that the process the benchmark watches (CPU, memory) is the server itself.
-pub fn start(runner: &Runner, bin: &Path, root: &Path, log: &Path) -> Result<DitsServer> {
+/// `serve_args` go after the benchmark's own (e.g. `--transport both`).
+pub fn start(
+    runner: &Runner,
+    bin: &Path,
+    root: &Path,
+    log: &Path,
+    serve_args: &[&str],
+) -> Result<DitsServer> {
     let mut cmd = runner.command(bin.join("git-dits"), root);
     cmd.args(["serve", "--root"])
         .arg(root)
-        .args(["--listen", "127.0.0.1:0"]);
+        .args(["--listen", "127.0.0.1:0"])
+        .args(serve_args);
     let mut server = Server::spawn("Dits", cmd, log)?;
     let line = server.wait_for_first_line()?;
     let port = parse_listening(&line).with_context(|| {
@@ -100,10 +108,21 @@ pub fn start(runner: &Runner, bin: &Path, root: &Path, log: &Path) -> Result<Dit
 /// set up as a user would: the token in git's credential store (`dir/creds`), the server's
 /// certificate pinned.
 pub fn start_for_client(runner: &Runner, bin: &Path, dir: &Path, repo: &str) -> Result<DitsServer> {
+    start_for_client_with(runner, bin, dir, repo, &[])
+}
+
+/// [`start_for_client`] with extra `git dits serve` arguments (see [`start`]).
+pub fn start_for_client_with(
+    runner: &Runner,
+    bin: &Path,
+    dir: &Path,
+    repo: &str,
+    serve_args: &[&str],
+) -> Result<DitsServer> {
     let root = dir.join("server");
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let token = add_token(runner, &root, repo)?;
-    let server = start(runner, bin, &root, &dir.join("serve"))?;
+    let server = start(runner, bin, &root, &dir.join("serve"), serve_args)?;
     let creds = dir.join("creds");
     std::fs::write(&creds, credential_line(server.port, &token))
         .with_context(|| format!("writing {}", creds.display()))?;

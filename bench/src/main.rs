@@ -6,7 +6,9 @@
 //! Dits against Git LFS + giftless (see `remote.rs`). `dits-bench mount ...` reads a file
 //! through `git dits mount` against the same file on disk (see `mount.rs`). `dits-bench media
 //! ...` measures what MP4 edits store with MP4-aware chunking, plain CDC and Git LFS, and what
-//! the awareness costs in `git add` (see `media.rs`).
+//! the awareness costs in `git add` (see `media.rs`). `dits-bench transport ...` pushes and
+//! clones with Dits over QUIC and over TLS over TCP, alternating, side by side (see
+//! `transport.rs`).
 
 mod args;
 mod cases;
@@ -22,6 +24,8 @@ mod remote;
 mod remote_report;
 mod report;
 mod server;
+mod transport;
+mod transport_report;
 mod wire;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +39,7 @@ usage: dits-bench [--size-mib N] [--repeat K] [--dir DIR] [--out FILE]
        dits-bench remote --help   (push and clone over loopback, Dits vs Git LFS + giftless)
        dits-bench mount --help    (reading through git dits mount vs the file on disk)
        dits-bench media --help    (MP4 edits and add throughput: MP4-aware vs plain CDC vs Git LFS)
+       dits-bench transport --help  (push and clone over QUIC vs TLS over TCP, alternating)
 
   --size-mib N    size of the seeded file (default 1024)
   --repeat K      run each headline operation K times and report the median (default 1)
@@ -209,6 +214,8 @@ fn main() -> ExitCode {
         mount::run(args.skip(1))
     } else if args.peek().is_some_and(|a| a == "media") {
         media::run(args.skip(1))
+    } else if args.peek().is_some_and(|a| a == "transport") {
+        transport::run(args.skip(1))
     } else {
         run()
     };

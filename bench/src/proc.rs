@@ -34,10 +34,21 @@ impl Measured {
 /// The run, of several, whose wall time is the median (the lower middle for an even count).
 pub fn median(mut runs: Vec<Measured>) -> Result<Measured> {
     runs.sort_by_key(|m| m.wall);
-    let mid = runs.len().saturating_sub(1) / 2;
+    let mid = middle(runs.len());
     runs.into_iter()
         .nth(mid)
         .context("no runs to take the median of")
+}
+
+/// The median of `values` (the lower middle for an even count, as [`median`]); `None` if empty.
+pub fn median_of<T: PartialOrd + Copy>(values: impl IntoIterator<Item = T>) -> Option<T> {
+    let mut v: Vec<T> = values.into_iter().collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v.get(middle(v.len())).copied()
+}
+
+fn middle(n: usize) -> usize {
+    n.saturating_sub(1) / 2
 }
 
 /// Runs git (and anything else) with a throw-away `HOME`, no system config, fixed identity and

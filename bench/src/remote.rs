@@ -246,7 +246,7 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
 
 /// Runs `cmd` measured, with the loopback bytes and the server's CPU around it. A `sync`
 /// (untimed) first, so earlier writeback does not land in it.
-fn step(cmd: Command, server: &Server) -> Result<Step> {
+pub fn step(cmd: Command, server: &Server) -> Result<Step> {
     proc::sync()?;
     let before = server.usage();
     let tx = wire::lo_tx_bytes()?;
@@ -260,7 +260,8 @@ fn step(cmd: Command, server: &Server) -> Result<Step> {
     })
 }
 
-fn verify(file: &Path, want: &blake3::Hash, what: &str) -> Result<()> {
+/// Fails (WRONG BYTES) unless `file` has the BLAKE3 hash `want`.
+pub fn verify(file: &Path, want: &blake3::Hash, what: &str) -> Result<()> {
     let size = fs::metadata(file)
         .with_context(|| format!("{what}: no file at {}", file.display()))?
         .len();

@@ -21,6 +21,50 @@ pub fn lo_tx_bytes() -> Result<u64> {
         .with_context(|| format!("parsing {LO_TX}: {s:?}"))
 }
 
+const SNMP: &str = "/proc/net/snmp";
+
+/// Packets this network namespace has sent, by protocol, since boot (`/proc/net/snmp`): which
+/// transport a command really used shows in which of the two grew.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IpCounters {
+    /// `Udp: OutDatagrams` (QUIC; one per `sendmsg`, so a GSO batch counts once).
+    pub udp_out_datagrams: u64,
+    /// `Tcp: OutSegs` (TLS over TCP; segments, acks included).
+    pub tcp_out_segs: u64,
+}
+
+impl IpCounters {
+    pub fn read() -> Result<IpCounters> {
+        let text = fs::read_to_string(SNMP).with_context(|| format!("reading {SNMP}"))?;
+        Self::parse(&text).with_context(|| format!("no Udp OutDatagrams or Tcp OutSegs in {SNMP}"))
+    }
+
+    /// Each protocol is two lines, `Proto: names...` then `Proto: values...`.
+    fn parse(text: &str) -> Option<IpCounters> {
+        let field = |proto: &str, name: &str| -> Option<u64> {
+            let mut lines = text.lines().filter(|l| l.starts_with(proto));
+            let names = lines.next()?;
+            let values = lines.next()?;
+            let at = names.split_whitespace().position(|n| n == name)?;
+            values.split_whitespace().nth(at)?.parse().ok()
+        };
+        Some(IpCounters {
+            udp_out_datagrams: field("Udp:", "OutDatagrams")?,
+            tcp_out_segs: field("Tcp:", "OutSegs")?,
+        })
+    }
+
+    /// Growth from `before` to `self`.
+    pub fn since(&self, before: &IpCounters) -> IpCounters {
+        IpCounters {
+            udp_out_datagrams: self
+                .udp_out_datagrams
+                .saturating_sub(before.udp_out_datagrams),
+            tcp_out_segs: self.tcp_out_segs.saturating_sub(before.tcp_out_segs),
+        }
+    }
+}
+
 /// Disk allocated to everything under `dir`, as `du -s --block-size=1` counts it: `st_blocks`
 /// × 512 of each file, directory and symlink, a hard-linked file once.
 pub fn allocated_bytes(dir: &Path) -> Result<u64> {
@@ -73,6 +117,23 @@ mod tests {
         assert_eq!(got.len(), 100_000);
         assert!(lo_tx_bytes()? - a >= 100_000);
         Ok(())
+    }
+
+    #[test]
+    fn snmp_counters_parse() {
+        let text = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+                    Tcp: RtoAlgorithm ActiveOpens OutSegs\nTcp: 1 25 3677\n\
+                    Udp: InDatagrams NoPorts OutDatagrams\nUdp: 2709 115 2825\n\
+                    UdpLite: InDatagrams OutDatagrams\nUdpLite: 0 0\n";
+        let c = IpCounters::parse(text);
+        assert_eq!(
+            c,
+            Some(IpCounters {
+                udp_out_datagrams: 2825,
+                tcp_out_segs: 3677
+            })
+        );
+        assert!(IpCounters::read().is_ok());
     }
 
     #[test]
