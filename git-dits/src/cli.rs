@@ -62,7 +62,11 @@ pub enum TokenAction {
     /// List tokens (hash prefix, rights, pattern, label).
     List,
     /// Revoke tokens by label or hash prefix.
-    Revoke { which: String },
+    Revoke {
+        /// The token's label, or a prefix of its hash (as `token list` shows it).
+        #[arg(value_name = "LABEL_OR_HASH")]
+        which: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,10 +93,16 @@ pub enum Cmd {
         scope: Scope,
     },
     /// Track paths matching PATTERNs with Dits (.gitattributes); list patterns without one.
-    Track { patterns: Vec<String> },
+    Track {
+        /// Git attribute patterns, as in .gitattributes: '*.mp4', 'footage/**', 'intro.mov'.
+        /// Quote them so the shell does not expand them.
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
     /// Stop tracking PATTERNs (files already committed stay as they are).
     Untrack {
-        #[arg(required = true)]
+        /// Patterns as `git dits track` lists them.
+        #[arg(required = true, value_name = "PATTERN")]
         patterns: Vec<String>,
     },
     /// List tracked files with size, id and whether their content is present locally.
@@ -128,7 +138,10 @@ pub enum Cmd {
         quick: bool,
     },
     /// Show a file's pointer and a summary of its manifest.
-    Pointer { path: PathBuf },
+    Pointer {
+        /// A tracked file in the work tree (its content or its pointer).
+        path: PathBuf,
+    },
     /// Store statistics: logical vs stored bytes, chunks, packs, dedup ratio.
     Stats,
     /// Versions, settings in effect, and where the store is.
@@ -147,7 +160,11 @@ pub enum Cmd {
         deferred: bool,
     },
     /// Print the content of a tracked file at a revision (REV:PATH, or :PATH for the index).
-    Cat { spec: String },
+    Cat {
+        /// REV:PATH (for example HEAD~2:footage/a.mov), or :PATH for the staged version.
+        #[arg(value_name = "REV:PATH")]
+        spec: String,
+    },
     /// Upload the content of tracked files to the Dits server (what the pre-push hook does).
     ///
     /// The server is REMOTE if it is a dits:// remote, else `dits.url` (git config or a
@@ -165,6 +182,8 @@ pub enum Cmd {
         /// The Dits server: a remote name or dits:// URL.
         #[arg(long)]
         remote: Option<String>,
+        /// Revisions whose tracked files to download (default: HEAD).
+        #[arg(value_name = "REF")]
         refs: Vec<String>,
     },
     /// Download the content of tracked files in the work tree (all, or under PATHs) and write

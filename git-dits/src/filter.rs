@@ -44,7 +44,7 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // Through tracing, so it also reaches DITS_LOG_FILE; on stderr it reads
             // "dits-filter: error: ...".
-            tracing::error!("{e:#}");
+            tracing::error!("{}", crate::one_line(&e));
             ExitCode::from(1)
         }
     }

@@ -63,13 +63,13 @@ impl PushPreparer for Uploader {
         advertised: &[String],
         talk: Verbosity,
     ) -> Result<(), String> {
-        let repo = Repo::discover().map_err(|e| format!("{e:#}"))?;
+        let repo = Repo::discover().map_err(|e| crate::one_line(&e))?;
         let include: Vec<String> = updates.iter().map(|u| u.new.clone()).collect();
         // Commits the server's refs point at are complete there (its hook saw to that).
         // Its own advertisement is the authority, not our remote-tracking refs, which may
         // be stale or belong to another server that once had this URL.
         let exclude: Vec<String> = advertised.to_vec();
-        upload(&repo, session, &include, &exclude, talk).map_err(|e| format!("{e:#}"))
+        upload(&repo, session, &include, &exclude, talk).map_err(|e| crate::one_line(&e))
     }
 }
 

@@ -36,6 +36,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("dits.url", "", "the Dits server of a repository on an ordinary Git host (also in a committed .ditsconfig)"),
     ("dits.mount.cacheSize", "0", "bytes of fetched chunks `git dits mount` keeps; past it the oldest are dropped (0 = no bound)"),
     ("dits.timeout", "30", "seconds a silent Dits server is waited for before a transfer fails (and can be resumed)"),
+    ("dits.credentialCache", "900", "seconds a token typed at the prompt stays in git's in-memory credential cache (git credential-cache), so one command asks once; 0: never"),
     ("dits.connectTimeout", "10", "seconds a Dits server that does not answer at all is waited for"),
     ("dits.transport", "auto", "how to reach Dits servers: auto (QUIC, and TLS over TCP if UDP gets no answer), quic or tcp"),
     ("dits.trustNewServers", "false", "trust a Dits server's certificate on first use and pin it (also GIT_DITS_TRUST_NEW_SERVER=1)"),
@@ -218,6 +219,16 @@ impl Repo {
     /// Everywhere missing content may come from, nearest first: stores of local-path
     /// remotes, then Dits servers. Nothing is opened or connected until first asked.
     pub fn open_sources(&self) -> Vec<Arc<dyn ContentSource>> {
+        self.open_sources_waiting(None)
+    }
+
+    /// [`open_sources`](Self::open_sources), waiting at most `wait` for a server to connect
+    /// or to answer (both capped, never raised): for readers that a person waits on, like
+    /// the mount, where a server that died must fail a read in seconds.
+    pub fn open_sources_waiting(
+        &self,
+        wait: Option<std::time::Duration>,
+    ) -> Vec<Arc<dyn ContentSource>> {
         let mut out: Vec<Arc<dyn ContentSource>> = Vec::new();
         for path in self.source_stores() {
             out.push(Arc::new(LocalSource::new(path)));
@@ -227,7 +238,11 @@ impl Repo {
             return out;
         }
         match self.net_settings() {
-            Ok(settings) => {
+            Ok(mut settings) => {
+                if let Some(w) = wait {
+                    settings.connect_timeout = settings.connect_timeout.min(w);
+                    settings.timeout = settings.timeout.min(w);
+                }
                 for url in servers {
                     out.push(Arc::new(RemoteSource::new(url, settings.clone())));
                 }

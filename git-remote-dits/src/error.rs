@@ -19,6 +19,9 @@ pub enum NetError {
     Tls(String),
     #[error("{0}")]
     Auth(String),
+    /// A setting (git config) or an argument that cannot be used; the text says which.
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Url(#[from] crate::url::UrlError),
     #[error(
@@ -101,6 +104,7 @@ impl NetError {
             | NetError::NotLocal { .. }
             | NetError::Io { .. }
             | NetError::Interrupted
+            | NetError::Config(_)
             | NetError::PushStopped(_)
             | NetError::Helper(_) => SourceErrorKind::Local,
         }

@@ -408,3 +408,117 @@ fn clone_and_push_over_tcp_when_quic_gets_no_answer() {
         stderr_of(&out)
     );
 }
+
+/// Without a credential helper, a clone asks for the token once (not for a username it does
+/// not use, and not again when the filter connects); the next command does not ask at all.
+#[test]
+fn clone_without_a_credential_helper_asks_for_the_token_once() {
+    let env = Env::new();
+    let server = env.start_server("srv");
+    let token = env.token(&server, "team/film", true);
+    env.login(&server, &token);
+    let a = env.repo("a", &["*.bin"]);
+    write_content(&a.join("clip.bin"), 50, 2 * MIB);
+    env.commit_all(&a, "clip");
+    env.git(&a, &["remote", "add", "origin", &server.url("team/film")]);
+    env.git(&a, &["push", "-q", "-u", "origin", "main"]);
+    // A second user: the same pin, no credential helper; typed tokens kept for a minute.
+    env.git(
+        &env.home,
+        &["config", "--global", "--unset", "credential.helper"],
+    );
+    env.git(
+        &env.home,
+        &["config", "--global", "dits.credentialCache", "60"],
+    );
+
+    let clone = format!("git clone -q {} typed", server.url("team/film"));
+    let mut cmd = env.cmd(env.tmp.path(), "script");
+    cmd.args(["-q", "-e", "-c", &clone, "/dev/null"])
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // A prompt that never comes (or a second one) must fail the test, not hang it.
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(90));
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status();
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Type the token once the prompt is up (git discards what was typed before it), then end
+    // the input: a second prompt would read nothing and fail the clone.
+    let mut screen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&screen).contains("Password for") {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&screen));
+        screen.extend_from_slice(&buf[..n]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::io::Write::write_all(&mut stdin, format!("{token}\n").as_bytes()).unwrap();
+    drop(stdin);
+    std::io::Read::read_to_end(&mut stdout, &mut screen).unwrap();
+    let status = child.wait().unwrap();
+    let screen = String::from_utf8_lossy(&screen).into_owned();
+    assert!(status.success(), "{screen}");
+    assert_eq!(screen.matches("Password for").count(), 1, "{screen}");
+    assert!(!screen.contains("Username for"), "{screen}");
+    assert_eq!(b3(&env.path("typed/clip.bin")), b3(&a.join("clip.bin")));
+    // The next command finds it in git's credential cache: no terminal, no prompt, works.
+    env.dits(&env.path("typed"), &["fetch"]);
+    env.git(
+        env.tmp.path(),
+        &["clone", "-q", &server.url("team/film"), "again"],
+    );
+    assert_eq!(b3(&env.path("again/clip.bin")), b3(&a.join("clip.bin")));
+}
+
+/// `git dits --help` (git's `man git-dits`) finds the page `install` wrote; every argument
+/// has help; `env` says where `dits.url` comes from.
+#[test]
+fn help_man_page_and_env_say_what_they_should() {
+    let env = Env::new();
+    let dir = env.repo("r", &["*.bin"]);
+    let out = env.run_ok(
+        env.cmd(&dir, "git")
+            .args(["dits", "--help"])
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100"),
+    );
+    let page = stdout_of(&out);
+    assert!(page.contains("git-dits - Large media in Git"), "{page}");
+    assert!(page.contains("git-dits-track(1)"), "{page}");
+    for (args, wanted) in [
+        (&["track", "-h"][..], "Git attribute patterns"),
+        (
+            &["untrack", "-h"][..],
+            "Patterns as `git dits track` lists them",
+        ),
+        (&["pointer", "-h"][..], "A tracked file in the work tree"),
+        (&["cat", "-h"][..], "REV:PATH (for example"),
+        (
+            &["fetch", "-h"][..],
+            "Revisions whose tracked files to download",
+        ),
+        (&["serve", "token", "revoke", "-h"][..], "The token's label"),
+    ] {
+        let help = env.dits_stdout(&dir, args);
+        assert!(help.contains(wanted), "{args:?}:\n{help}");
+    }
+
+    fs::write(
+        dir.join(".ditsconfig"),
+        "[dits]\n\turl = dits://media.example:7418/team/film\n",
+    )
+    .unwrap();
+    let shown = env.dits_stdout(&dir, &["env"]);
+    assert!(
+        shown.contains("dits.url = dits://media.example:7418/team/film (from .ditsconfig)"),
+        "{shown}"
+    );
+}

@@ -17,5 +17,6 @@ mod memory;
 mod mount;
 mod remote;
 mod remote_faults;
+mod smudge_callers;
 mod wire;
 mod workflows;

@@ -622,3 +622,48 @@ fn a_bounded_cache_keeps_the_local_store_small() {
     env.dits(&clone, &["pull"]);
     assert_eq!(b3(&clone.join("long.bin")), b3(&src.join("long.bin")));
 }
+
+/// With the server gone, reads of content that is not local fail with EIO after one connect
+/// attempt, not one timeout per read; a busy mount's unmount says `--lazy`; an unmounted
+/// mount's process exits promptly (issue 13).
+#[test]
+fn server_down_reads_fail_fast_and_busy_unmount_hints_lazy() {
+    let env = Env::new();
+    let (mut server, _token) = env.logged_in_server("srv");
+    let (_src, clone) = pushed_and_lazily_cloned(&env, &server, |dir: &Path| {
+        for i in 0..6 {
+            write_content(&dir.join(format!("f{i}.bin")), 40 + i, 1 << 20);
+        }
+    });
+    let m = mount(&env, &clone, "HEAD", "mnt");
+    server.kill();
+    let start = Instant::now();
+    for i in 0..6 {
+        let err = fs::read(m.dir.join(format!("f{i}.bin"))).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "f{i}.bin: {err}");
+    }
+    let took = start.elapsed();
+    eprintln!("six reads with the server down: {took:?}");
+    // One connect timeout (dits.connectTimeout, 10 s) at most, then the failure is remembered;
+    // before, every read waited 30 s.
+    assert!(took < Duration::from_secs(25), "reads waited {took:?}");
+    let log = fs::read_to_string(clone.join(".git/dits/mount.log")).unwrap();
+    assert!(log.contains("cannot read f0.bin"), "{log}");
+
+    // Busy: a process has its working directory in the mount.
+    let mut busy = Command::new("sleep")
+        .arg("60")
+        .current_dir(&m.dir)
+        .spawn()
+        .unwrap();
+    let out = env.dits_output(&clone, &["unmount", m.dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("--lazy"), "{}", stderr_of(&out));
+    busy.kill().unwrap();
+    let _ = busy.wait();
+
+    let start = Instant::now();
+    env.dits(&clone, &["unmount", m.dir.to_str().unwrap()]);
+    wait_for("the mount process to exit", || !process_alive(m.pid));
+    eprintln!("mount process exited {:?} after unmount", start.elapsed());
+}

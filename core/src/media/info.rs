@@ -90,9 +90,14 @@ impl TrackInfo {
         if self.sample_rate > 0 {
             s += &format!(" {} Hz {} ch", self.sample_rate, self.channels);
         }
-        s += &format!(", {} samples", self.samples);
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        s += &format!(", {}", plural(self.samples as u64, "sample", "samples"));
         if self.sync_samples != self.samples {
-            s += &format!(", {} keyframes", self.sync_samples);
+            s += &format!(
+                ", {}",
+                plural(self.sync_samples as u64, "keyframe", "keyframes")
+            );
         } else if self.handler == *b"vide" {
             s += ", all keyframes";
         }
@@ -204,6 +209,13 @@ mod tests {
         assert_eq!(
             info.tracks[0].describe(),
             "video avc1 640x360 25.000 fps, 500 samples, 10 keyframes, 20.000 s"
+        );
+        let mut one = info.tracks[0].clone();
+        one.sync_samples = 1;
+        assert!(
+            one.describe().contains(", 500 samples, 1 keyframe, "),
+            "{}",
+            one.describe()
         );
     }
 }

@@ -101,19 +101,7 @@ pub fn write(repo: &Repo, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> {
         }
         bar.finish();
     }
-    // Files written before (by the filter of a client that wrote its index late, or by a
-    // hook whose command wrote its index again afterwards) that the index does not know.
-    let records = repo.stat_record_dir();
-    let mut to_index = written.clone();
-    for (rel, pointer) in stat_record::pending(&records, &work_tree) {
-        let abs = work_tree.join(&rel);
-        if !to_index.iter().any(|(p, _)| *p == abs) {
-            to_index.push((abs, pointer));
-        }
-    }
-    if !to_index.is_empty() {
-        restage(repo, &to_index);
-    }
+    settle_pending(repo, &written);
     if !quiet && !written.is_empty() {
         eprintln!("dits: wrote {} file(s)", written.len());
     }
@@ -131,6 +119,29 @@ pub fn write(repo: &Repo, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> {
         failed.len()
     );
     Ok(ExitCode::from(1))
+}
+
+/// Makes the index learn the stat data of `written` and of the files Dits wrote before that
+/// it does not know yet: written by the filter of a client that writes its index only after
+/// its filters exit (gitoxide), or by a hook whose command wrote its index again afterwards.
+/// Returns how many files are still waiting (not in the index yet).
+pub fn settle_pending(repo: &Repo, written: &[(PathBuf, Pointer)]) -> usize {
+    let Ok(work_tree) = repo.work_tree() else {
+        return 0;
+    };
+    let records = repo.stat_record_dir();
+    let mut to_index = written.to_vec();
+    for (rel, pointer) in stat_record::pending(&records, work_tree) {
+        let abs = work_tree.join(&rel);
+        if !to_index.iter().any(|(p, _)| *p == abs) {
+            to_index.push((abs, pointer));
+        }
+    }
+    if to_index.is_empty() {
+        return 0;
+    }
+    restage(repo, &to_index);
+    stat_record::pending(&records, work_tree).len()
 }
 
 /// Makes the index record the real size and times of files we rewrote.

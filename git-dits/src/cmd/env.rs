@@ -33,11 +33,27 @@ pub fn run() -> Result<ExitCode> {
                     println!("{key}  # {meaning}");
                     continue;
                 }
-                let value = cfg.string(*key).map(|v| v.to_string());
+                let mut value = cfg.string(*key).map(|v| v.to_string());
+                let mut origin = "";
+                if value.is_none() && *key == "dits.url" {
+                    // The one key a committed .ditsconfig may set.
+                    if let Ok(Some((url, from))) = crate::remote::configured_url(&repo) {
+                        value = Some(url);
+                        origin = if from == ".ditsconfig" {
+                            " (from .ditsconfig)"
+                        } else {
+                            ""
+                        };
+                    }
+                }
                 println!(
                     "{key} = {}{}  # {meaning}",
                     value.as_deref().unwrap_or(default),
-                    if value.is_none() { " (default)" } else { "" }
+                    if value.is_none() {
+                        " (default)"
+                    } else {
+                        origin
+                    }
                 );
             }
             println!(

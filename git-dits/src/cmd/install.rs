@@ -71,7 +71,18 @@ pub fn install(scope: Scope, force: bool, quiet: bool) -> Result<ExitCode> {
         }
         fs::create_dir_all(repo.store_root())?;
     }
+    // `git dits --help` is `man git-dits`: a failure here is said, but Dits works without.
+    let man = match super::manpage::install() {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            eprintln!("warning: man pages not installed: {e:#}\n  hint: `git dits -h` prints the same help");
+            None
+        }
+    };
     if !quiet {
+        if let Some(dir) = &man {
+            eprintln!("Man pages in {} (`git dits --help`).", dir.display());
+        }
         let where_ = repo
             .as_ref()
             .map(|r| r.common_dir().display().to_string())

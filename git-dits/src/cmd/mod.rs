@@ -8,6 +8,7 @@ mod fsck;
 mod hooks;
 pub mod install;
 mod ls_files;
+mod manpage;
 mod media_diff;
 mod merge;
 mod pointer;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use bstr::ByteSlice;
-use dits_core::worktree::read_pointer_file;
+use dits_core::worktree::{read_pointer_file, stat_record};
 
 use super::ls_files::{presence, Presence};
 use super::{human, quote_path};
@@ -34,6 +34,21 @@ pub fn run() -> Result<ExitCode> {
     let problems = crate::setup::all(&repo)?;
     for p in &problems {
         println!("problem: {}\n  hint: {}", p.what, p.fix);
+    }
+    // Large files a client checked out before writing its index (gitoxide) get their stat
+    // data recorded now, so `git status` stops calling them modified.
+    let before = stat_record::pending(&repo.stat_record_dir(), &work_tree).len();
+    let waiting = super::checkout::settle_pending(&repo, &[]);
+    if before > waiting {
+        println!(
+            "Index updated:    {} file(s) written after their checkout",
+            before - waiting
+        );
+    }
+    if waiting > 0 {
+        println!(
+            "Awaiting index:   {waiting} file(s) written by Dits that the index does not list yet"
+        );
     }
     let files = tracked::in_index(&repo)?;
     let (mut hydrated, mut pointers, mut missing, mut bytes) = (0, Vec::new(), Vec::new(), 0u64);

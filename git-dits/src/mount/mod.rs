@@ -34,6 +34,9 @@ use dits_core::source::ContentSource;
 const MEMORY_CACHE: u64 = 128 << 20;
 /// How long `git dits mount` waits for its background process to report the mount.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a read waits for a server that stopped answering (or a connection to one) before
+/// it fails with EIO; `dits.timeout` and `dits.connectTimeout` can only shorten it.
+const READ_WAIT: Duration = Duration::from_secs(8);
 
 pub struct MountArgs<'a> {
     pub dir: Option<&'a Path>,
@@ -74,7 +77,7 @@ pub fn run(args: &MountArgs, quiet: bool) -> Result<ExitCode> {
     // the background process checks again to have its connection ready for the first read.
     // Each check gives up after a few seconds, so a server that is down delays the mount
     // only that long.
-    let origins = repo.open_sources();
+    let origins = repo.open_sources_waiting(Some(READ_WAIT));
     for origin in &origins {
         if let Err(e) = origin.check() {
             tracing::warn!(

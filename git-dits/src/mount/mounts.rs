@@ -76,6 +76,14 @@ pub fn is_dead(dir: &Path) -> bool {
     matches!(std::fs::metadata(dir), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN))
 }
 
+fn busy(dir: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: the mount is in use; hint: close the programs reading it (`fuser -m {}` lists them), or `git dits unmount --lazy`",
+        dir.display(),
+        dir.display()
+    )
+}
+
 /// Unmounts `dir`; `lazy` detaches it even while programs still use it.
 pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
     let mut fusermount = Command::new("fusermount3");
@@ -89,11 +97,7 @@ pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
         Ok(o) => {
             let why = String::from_utf8_lossy(&o.stderr).trim().to_owned();
             if why.contains("busy") {
-                bail!(
-                    "{}: the mount is in use; hint: close the programs reading it (`fuser -m {}` lists them), or `git dits unmount --lazy`",
-                    dir.display(),
-                    dir.display()
-                );
+                return Err(busy(dir));
             }
             tracing::debug!("fusermount3 -u failed: {why}; trying umount");
         }
@@ -109,6 +113,9 @@ pub fn unmount(dir: &Path, lazy: bool) -> Result<()> {
         .output()
         .context("running fusermount3 and umount; hint: install fuse3")?;
     if !out.status.success() {
+        if String::from_utf8_lossy(&out.stderr).contains("busy") {
+            return Err(busy(dir));
+        }
         bail!(
             "cannot unmount {}: {}",
             dir.display(),

@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// Every `dits.*` setting and the few git settings the client reads, from one `git config`
 /// run (so every scope, include, `git -c` and `GIT_CONFIG_*` applies, as for git's own
@@ -57,8 +58,9 @@ pub struct Credential {
     request: String,
     pub username: String,
     pub password: String,
+    /// Typed at the prompt just now, with this long a stay in git's credential cache.
+    typed: Option<Duration>,
 }
-
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Credential({})", self.username)
@@ -75,17 +77,54 @@ fn credential_request(authority: &str, repo: &str, use_path: bool) -> String {
     }
 }
 
-/// Asks git's credential helpers (or the user, on a terminal) for a token. `None` if there is
-/// none to be had; git has already told the user why on stderr.
-pub fn credential_fill(authority: &str, repo: &str, use_path: bool) -> Option<Credential> {
+/// The username Dits puts in a prompt's request: the server reads only the token, so git
+/// must not ask for a name.
+const PROMPT_USERNAME: &str = "token";
+
+/// A token for the server: from the user's credential helpers, else from git's in-memory
+/// credential cache where an earlier prompt left it (`cache`), else asked for on the terminal
+/// (the token only, once: the cache then serves the command's other processes). `None` if
+/// there is none to be had; git has then told the user why on stderr.
+pub fn credential_fill(
+    authority: &str,
+    repo: &str,
+    use_path: bool,
+    cache: Option<Duration>,
+) -> Option<Credential> {
     let request = credential_request(authority, repo, use_path);
-    let mut child = Command::new("git")
-        .args(["credential", "fill"])
+    if let Some(c) = fill(&["credential", "fill"], &request, false) {
+        return Some(c);
+    }
+    if cache.is_some() {
+        if let Some(mut c) = fill(&["credential-cache", "get"], &request, false) {
+            // Refreshed if it works, erased if the server refuses it.
+            c.typed = cache;
+            return Some(c);
+        }
+    }
+    let ask = format!("{request}username={PROMPT_USERNAME}\n");
+    let mut typed = fill(&["credential", "fill"], &ask, true)?;
+    typed.request = request;
+    typed.typed = cache.or(Some(Duration::ZERO));
+    Some(typed)
+}
+
+/// Runs `git ARGS` with `request` on stdin and reads the credential it prints. Without
+/// `prompt`, git may not ask on the terminal and its complaints are dropped.
+fn fill(args: &[&str], request: &str, prompt: bool) -> Option<Credential> {
+    let mut cmd = Command::new("git");
+    cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .ok()?;
+        .stderr(if prompt {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+    if !prompt {
+        cmd.env("GIT_TERMINAL_PROMPT", "0");
+    }
+    let mut child = cmd.spawn().ok()?;
     let mut stdin = child.stdin.take()?;
     stdin.write_all(format!("{request}\n").as_bytes()).ok()?;
     drop(stdin);
@@ -100,30 +139,54 @@ pub fn credential_fill(authority: &str, repo: &str, use_path: bool) -> Option<Cr
             .map(str::to_owned)
     };
     Some(Credential {
-        request,
+        request: request.to_owned(),
         username: field("username").unwrap_or_default(),
-        password: field("password")?,
+        password: field("password").filter(|p| !p.is_empty())?,
+        typed: None,
     })
 }
 
-/// Tells git's helpers the credential worked (`approve`) or did not (`reject`).
+/// Tells git's helpers the credential worked (`approve`) or did not (`reject`); a token typed
+/// at the prompt that worked also goes into git's in-memory cache, one that did not out of it.
 pub fn credential_report(cred: &Credential, worked: bool) {
+    let text = format!(
+        "{}username={}\npassword={}\n\n",
+        cred.request, cred.username, cred.password
+    );
     let action = if worked { "approve" } else { "reject" };
-    let spawned = Command::new("git")
-        .args(["credential", action])
+    run_with_input(&["credential", action], &text);
+    if let Some(stay) = cred.typed.filter(|d| !d.is_zero()) {
+        if worked {
+            let timeout = format!("--timeout={}", stay.as_secs());
+            // In a process group of its own, so the cache daemon it starts outlives the
+            // terminal's hang-up signal when this command's session ends.
+            let mut store = Command::new("git");
+            store.args(["credential-cache", &timeout, "store"]);
+            std::os::unix::process::CommandExt::process_group(&mut store, 0);
+            feed(store, &text);
+        } else {
+            run_with_input(&["credential-cache", "erase"], &text);
+        }
+    }
+}
+
+/// Runs `git ARGS` with `input` on stdin, its output dropped (stdout may be git's protocol
+/// pipe; the cache daemon it may start must not hold our stderr open either).
+fn run_with_input(args: &[&str], input: &str) {
+    let mut cmd = Command::new("git");
+    cmd.args(args);
+    feed(cmd, input);
+}
+
+fn feed(mut cmd: Command, input: &str) {
+    let spawned = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn();
     let Ok(mut child) = spawned else { return };
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(
-            format!(
-                "{}username={}\npassword={}\n\n",
-                cred.request, cred.username, cred.password
-            )
-            .as_bytes(),
-        );
+        let _ = stdin.write_all(input.as_bytes());
     }
     let _ = child.wait();
 }

@@ -57,6 +57,10 @@ pub struct NetSettings {
     pub trust_new: bool,
     /// `credential.useHttpPath`: the repository path is part of the credential request.
     pub credential_use_path: bool,
+    /// How long a token typed at the prompt is kept in git's in-memory credential cache, so
+    /// the other processes of the same command (the filter after the helper) and the next
+    /// commands do not ask again (`dits.credentialCache`, seconds, default 900; 0: never).
+    pub credential_cache: Option<Duration>,
     /// Progress and "connecting to" lines on stderr.
     pub verbose: bool,
 }
@@ -71,6 +75,7 @@ impl Default for NetSettings {
             ca_file: None,
             trust_new: false,
             credential_use_path: false,
+            credential_cache: Some(Duration::from_secs(900)),
             verbose: false,
         }
     }
@@ -98,7 +103,7 @@ impl NetSettings {
                     .filter(|&n| n > 0)
                     .map(Duration::from_secs)
                     .ok_or_else(|| {
-                        NetError::Auth(format!(
+                        NetError::Config(format!(
                             "{key} = {v:?}: expected a number of seconds; hint: git config {key} 30"
                         ))
                     }),
@@ -112,7 +117,7 @@ impl NetSettings {
             Some(v) if v == "quic" => TransportChoice::Quic,
             Some(v) if v == "tcp" => TransportChoice::Tcp,
             Some(v) => {
-                return Err(NetError::Auth(format!(
+                return Err(NetError::Config(format!(
                     "dits.transport = {v:?}: expected auto, quic or tcp; hint: git config dits.transport auto"
                 )))
             }
@@ -131,6 +136,14 @@ impl NetSettings {
             std::env::var("GIT_DITS_TRUST_NEW_SERVER").is_ok_and(|v| v == "1" || v == "true");
         s.trust_new = env_accept || cfg.get("dits.trustnewservers").is_some_and(|v| truthy(v));
         s.credential_use_path = cfg.get("credential.usehttppath").is_some_and(|v| truthy(v));
+        if let Some(v) = cfg.get("dits.credentialcache") {
+            let n: u64 = v.trim().parse().map_err(|_| {
+                NetError::Config(format!(
+                    "dits.credentialCache = {v:?}: expected a number of seconds (0 turns the cache off); hint: git config dits.credentialCache 900"
+                ))
+            })?;
+            s.credential_cache = (n > 0).then(|| Duration::from_secs(n));
+        }
         Ok(s)
     }
 
@@ -256,6 +269,7 @@ impl Session {
             &authority,
             &self.url.repo,
             self.settings.credential_use_path,
+            self.settings.credential_cache,
         ) else {
             return Err(NetError::Auth(format!(
                 "the Dits server at {authority} requires a token for {} and git's credential system has none; hint: ask the server's admin for one (`git dits serve token add`), then store it with `git credential approve` or a credential helper (protocol=dits, host={authority}, password=<token>)",

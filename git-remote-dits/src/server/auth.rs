@@ -37,7 +37,7 @@ fn check_pattern(pattern: &str) -> Result<(), NetError> {
     if pattern == "*" {
         return Ok(());
     }
-    check_repo_path(base).map_err(|e| NetError::Auth(format!("bad token pattern: {e}")))
+    check_repo_path(base).map_err(|e| NetError::Config(format!("bad token pattern: {e}")))
 }
 
 fn matches(pattern: &str, repo: &str) -> bool {
@@ -141,7 +141,7 @@ fn save(root: &Path, entries: &[TokenEntry]) -> Result<(), NetError> {
 pub fn add(root: &Path, pattern: &str, rights: Rights, label: &str) -> Result<String, NetError> {
     check_pattern(pattern)?;
     if label.contains('\n') {
-        return Err(NetError::Auth("a token label must be one line".into()));
+        return Err(NetError::Config("a token label must be one line".into()));
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
