@@ -7,7 +7,6 @@
 //! (`dits_core::prepared`): the fetch and the writing overlap, and nothing is read back.
 
 use std::collections::HashMap;
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -40,7 +39,7 @@ struct Job {
 
 pub struct Delayer {
     state: Shared,
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<crossbeam_channel::Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
     meter: Meter,
 }
@@ -58,18 +57,17 @@ impl Delayer {
         threads: usize,
     ) -> Delayer {
         let state: Shared = Arc::default();
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let workers = (0..threads.max(1))
             .map(|_| {
                 let (state, rx, store, sources) = (
                     Arc::clone(&state),
-                    Arc::clone(&rx),
+                    rx.clone(),
                     Arc::clone(&store),
                     Arc::clone(&sources),
                 );
                 std::thread::spawn(move || loop {
-                    let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let job = rx.recv();
                     let Ok(Job {
                         path,
                         pointer,

@@ -45,7 +45,7 @@ pub struct Verbosity {
     pub quiet: bool,
 }
 
-/// The capability block; tested byte for byte.
+/// The capability block git reads (`connect` and `option`, then a blank line).
 pub const CAPABILITIES: &str = "connect\noption\n\n";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -352,7 +352,65 @@ mod tests {
         );
         assert_eq!(parse("\n"), Command::End);
         assert_eq!(parse("fetch abc x"), Command::Unknown("fetch abc x".into()));
-        assert_eq!(CAPABILITIES, "connect\noption\n\n");
+    }
+
+    /// A push preparer for sessions that never push.
+    struct NoPush;
+
+    impl PushPreparer for NoPush {
+        fn before_push(
+            &mut self,
+            _: &Session,
+            _: &[RefUpdate],
+            _: &[String],
+            _: Verbosity,
+        ) -> Result<(), String> {
+            Err("no push in this test".into())
+        }
+    }
+
+    /// Runs the helper loop on `input` as git would send it; what it answered, and how it ended.
+    fn drive(input: &str) -> (String, Result<(), NetError>) {
+        let mut out = Vec::new();
+        let ended = run(
+            "dits://127.0.0.1:1/team/film",
+            input.as_bytes(),
+            &mut out,
+            &mut NoPush,
+        );
+        (String::from_utf8(out).unwrap_or_default(), ended)
+    }
+
+    #[test]
+    fn the_loop_answers_git_as_git_expects() {
+        // What git sends before a fetch, then the blank line that ends the session.
+        let (out, ended) =
+            drive("capabilities\noption progress false\noption verbosity 0\noption depth 1\n\n");
+        assert!(ended.is_ok(), "{ended:?}");
+        assert_eq!(out, "connect\noption\n\nok\nok\nunsupported\n");
+        // Git closing the pipe ends the session too.
+        let (out, ended) = drive("capabilities\n");
+        assert!(ended.is_ok(), "{ended:?}");
+        assert_eq!(out, CAPABILITIES);
+        // A command this helper does not have is an error that says so, after the answers
+        // before it.
+        let (out, ended) = drive("capabilities\nlist for-push\n");
+        assert_eq!(out, CAPABILITIES);
+        match ended {
+            Err(NetError::Helper(text)) => {
+                assert!(text.contains("\"list for-push\""), "{text}")
+            }
+            other => panic!("expected a helper error, got {other:?}"),
+        }
+        // A URL that is not a Dits URL is refused before anything is answered.
+        let mut out = Vec::new();
+        let ended = run(
+            "https://example.invalid/x",
+            &b"capabilities\n"[..],
+            &mut out,
+            &mut NoPush,
+        );
+        assert!(ended.is_err() && out.is_empty(), "{ended:?}");
     }
 
     #[test]

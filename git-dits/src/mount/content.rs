@@ -155,7 +155,7 @@ pub struct Content {
     /// Fetched chunks on their way to the on-disk cache (see [`keep_on_disk`]).
     keep: Mutex<Option<mpsc::SyncSender<Kept>>>,
     keeper: Mutex<Option<std::thread::JoinHandle<()>>>,
-    jobs: Mutex<Option<mpsc::Sender<Vec<ChunkRef>>>>,
+    jobs: Mutex<Option<crossbeam_channel::Sender<Vec<ChunkRef>>>>,
     pub counters: Counters,
 }
 
@@ -166,7 +166,7 @@ impl Content {
         cache: DiskCache,
         memory_limit: u64,
     ) -> Arc<Content> {
-        let (tx, rx) = mpsc::channel::<Vec<ChunkRef>>();
+        let (tx, rx) = crossbeam_channel::unbounded::<Vec<ChunkRef>>();
         let (keep_tx, keep_rx) = mpsc::sync_channel(KEEP_QUEUE);
         let kept_in = store.clone();
         let keeper = std::thread::Builder::new()
@@ -194,16 +194,15 @@ impl Content {
             jobs: Mutex::new(Some(tx)),
             counters: Counters::default(),
         });
-        let rx = Arc::new(Mutex::new(rx));
         for i in 0..WORKERS {
             // Workers hold only a weak reference: the content (and its store) goes away when
             // the filesystem does, and the closed channel ends them.
             let weak = Arc::downgrade(&content);
-            let rx = Arc::clone(&rx);
+            let rx = rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("dits-readahead-{i}"))
                 .spawn(move || loop {
-                    let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let job = rx.recv();
                     let (Ok(job), Some(content)) = (job, weak.upgrade()) else {
                         return;
                     };

@@ -7,6 +7,8 @@ mod connect;
 mod download;
 pub mod gitcmd;
 mod source;
+#[cfg(test)]
+mod tests;
 mod upload;
 
 use std::future::Future;
@@ -63,6 +65,9 @@ pub struct NetSettings {
     pub credential_cache: Option<Duration>,
     /// Progress and "connecting to" lines on stderr.
     pub verbose: bool,
+    /// A token to offer before asking git's credential system (for programs that embed the
+    /// client, and the in-process tests; people keep tokens in a credential helper).
+    pub token: Option<String>,
 }
 
 impl Default for NetSettings {
@@ -77,6 +82,7 @@ impl Default for NetSettings {
             credential_use_path: false,
             credential_cache: Some(Duration::from_secs(900)),
             verbose: false,
+            token: None,
         }
     }
 }
@@ -260,9 +266,9 @@ impl Session {
 
     fn authenticate(&self) -> Result<Rights, NetError> {
         let authority = self.url.authority();
-        match self.hello(None)? {
+        match self.hello(self.settings.token.clone())? {
             Ok(rights) => return Ok(rights),
-            Err((ErrorCode::AuthRequired, _)) => {}
+            Err((ErrorCode::AuthRequired, _)) if self.settings.token.is_none() => {}
             Err((code, message)) => return Err(NetError::Remote { code, message }),
         }
         let Some(cred) = gitcmd::credential_fill(

@@ -33,6 +33,9 @@ use crate::tls::ServerIdentity;
 use crate::transport::{Connection, Mux};
 
 pub use conn::serve_connection;
+/// The handlers' in-process server, for the client's in-process tests.
+#[cfg(test)]
+pub(crate) use handlers::test_support;
 pub use limits::Limits;
 
 pub struct ServeOptions {
