@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod id;
 pub mod ingest;
 pub mod ingest_media;
+pub mod lfs;
 pub mod manifest;
 pub mod media;
 pub mod pktline;

@@ -70,6 +70,41 @@ pub enum TokenAction {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Rewrite history so LFS pointers and matching blobs become Dits pointers.
+    ///
+    /// Everything else stays byte-identical (messages, authors, dates, merges, modes, tags;
+    /// signed tags lose their signatures, as with any rewrite). Each distinct blob is stored
+    /// once; the original refs are kept under refs/dits-migrate/backup/, a restart after a
+    /// kill begins again from them, and an old -> new commit map is written to
+    /// .git/dits-migrate/commit-map. No remote ref is moved. Verified at the end (`verify`).
+    Import {
+        /// Also convert plain blobs at paths matching PATTERN (gitattributes syntax);
+        /// .gitattributes gains the pattern. LFS files are always converted.
+        #[arg(long, value_name = "PATTERN")]
+        include: Vec<String>,
+        /// Leave paths matching PATTERN as they are (LFS pointers stay LFS pointers).
+        #[arg(long, value_name = "PATTERN")]
+        exclude: Vec<String>,
+        /// Rewrite every branch and tag (default: the current branch, or REFs).
+        #[arg(long, conflicts_with = "refs")]
+        everything: bool,
+        /// Only plain blobs of at least this many bytes are converted (LFS files always are).
+        #[arg(long, value_name = "BYTES", default_value_t = 0)]
+        above: u64,
+        /// What to do with an LFS pointer whose object is not in .git/lfs.
+        #[arg(long, value_enum, default_value = "fail")]
+        missing: crate::cmd::migrate::Missing,
+        /// Branches or tags to rewrite.
+        #[arg(value_name = "REF")]
+        refs: Vec<String>,
+    },
+    /// Check the last migration: every converted file rebuilt from the Dits store matches
+    /// the original (LFS SHA-256, or git blob id), every other entry is identical.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Configure git to use Dits: filter, diff and merge drivers, and hooks.
     ///
@@ -282,6 +317,12 @@ pub enum Cmd {
         /// Limit to these paths (files or directories), after `--`.
         #[arg(last = true)]
         paths: Vec<String>,
+    },
+    /// Bring history into Dits: rewrite Git LFS pointers (and, with --include, plain blobs)
+    /// into Dits pointers, or check a migration.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
     },
     /// textconv for `git diff`/`git log -p`: a readable summary instead of binary noise.
     #[command(hide = true)]

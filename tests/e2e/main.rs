@@ -14,6 +14,7 @@ mod integrity;
 mod interrupt;
 mod media;
 mod memory;
+mod migrate;
 mod mount;
 mod remote;
 mod remote_faults;

@@ -11,6 +11,7 @@ mod ls_files;
 mod manpage;
 mod media_diff;
 mod merge;
+pub mod migrate;
 mod pointer;
 mod prune;
 mod serve;
@@ -25,7 +26,7 @@ use anyhow::Result;
 
 pub(crate) use checkout::restage;
 
-use crate::cli::{Cli, Cmd};
+use crate::cli::{Cli, Cmd, MigrateAction};
 
 pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
@@ -55,6 +56,27 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
             path,
         } => merge::run(base, ours, theirs, path.as_deref()),
         Cmd::Hook { name, args } => hooks::run(name, args),
+        Cmd::Migrate { action } => match action {
+            MigrateAction::Import {
+                include,
+                exclude,
+                everything,
+                above,
+                missing,
+                refs,
+            } => migrate::import(
+                &migrate::ImportArgs {
+                    include,
+                    exclude,
+                    everything: *everything,
+                    refs,
+                    above: *above,
+                    missing: *missing,
+                },
+                quiet,
+            ),
+            MigrateAction::Verify => migrate::verify(quiet),
+        },
         Cmd::Push { remote, revs } => sync::push(remote.as_deref(), revs, quiet),
         Cmd::Fetch { remote, refs } => sync::fetch(remote.as_deref(), refs, quiet),
         Cmd::Pull { remote, paths } => sync::pull(remote.as_deref(), paths, quiet),
