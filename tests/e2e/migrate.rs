@@ -178,6 +178,16 @@ fn lfs_history_imported_into_dits_keeps_every_version_and_the_shape() {
     );
     assert_eq!(env.git_stdout(&dir, &["rev-parse", "main"]), main_after);
 
+    // Work committed after a finished migration survives another run (it backs up the refs
+    // as they are now, not the first originals).
+    fs::write(dir.join("notes.txt"), "after the migration\n").unwrap();
+    env.commit_all(&dir, "new work");
+    env.dits(&dir, &["migrate", "import", "--everything"]);
+    assert_eq!(
+        env.git_stdout(&dir, &["log", "-1", "--format=%s"]),
+        "new work\n"
+    );
+
     // A damaged conversion is found by verify.
     let map = fs::read_to_string(dir.join(".git/dits-migrate/commit-map")).unwrap();
     let (old, _) = map.lines().next().unwrap().split_once(' ').unwrap();

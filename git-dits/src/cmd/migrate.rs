@@ -206,20 +206,26 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<ExitCode> {
     if refs.is_empty() {
         bail!("nothing to rewrite: no branches or tags");
     }
-    // Back up each ref once; a restart (after a kill) begins again from the backup.
+    let state = State::open(&repo)?;
+    // The refs as they were are backed up before anything is rewritten. While a migration
+    // is under way (`in-progress` exists), a restart after a kill begins again from those
+    // backups; once it has finished, a new migration backs up the refs as they are then.
+    let in_progress = state.dir.join("in-progress");
+    let resuming = in_progress.exists();
     for r in &refs {
         let backup = format!("{BACKUP}{r}");
         match rev_parse(&backup)? {
-            Some(orig) => {
+            Some(orig) if resuming => {
                 git(&["update-ref", r, &orig]).output()?;
             }
-            None => {
+            _ => {
                 let orig = rev_parse(r)?.with_context(|| format!("{r} does not exist"))?;
                 git(&["update-ref", &backup, &orig]).output()?;
             }
         }
     }
-    let state = State::open(&repo)?;
+    fs::write(&in_progress, refs.join("\n"))
+        .with_context(|| format!("writing {}", in_progress.display()))?;
     let patterns = Patterns::new(args.include, args.exclude)?;
     let store = repo.open_store()?;
     let settings = repo.settings()?;
@@ -294,6 +300,8 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<ExitCode> {
         }
     }
     fs::write(state.dir.join("commit-map"), &map)?;
+    // Done: the refs are the rewritten ones from here on.
+    fs::remove_file(&in_progress).with_context(|| format!("removing {}", in_progress.display()))?;
     // The work tree: the checked-out branch now has Dits pointers and attributes.
     git(&["reset", "-q", "--hard"]).output()?;
     let code = verify_pairs(&store, &map, quiet)?;
@@ -395,6 +403,8 @@ impl Converter<'_> {
             b.out.read_exact(&mut data)?;
             data.pop();
             match LfsPointer::parse(&data) {
+                // Already a Dits pointer (history migrated before): stays as it is.
+                _ if Pointer::parse(&data).is_ok() => None,
                 Some(lfs) if patterns.lfs(path) => self.convert_lfs(blob, path, &lfs)?,
                 Some(_) => None,
                 None if patterns.plain(path) && size >= self.above => {
