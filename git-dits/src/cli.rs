@@ -99,6 +99,25 @@ pub enum MigrateAction {
         #[arg(value_name = "REF")]
         refs: Vec<String>,
     },
+    /// Rewrite history the other way: Dits pointers back into Git LFS pointers (objects
+    /// into .git/lfs/objects) or plain blobs; .gitattributes follows. Verified at the end.
+    Export {
+        /// What the Dits files become.
+        #[arg(long, value_enum)]
+        to: crate::cmd::migrate::ExportTo,
+        /// Only Dits files at paths matching PATTERN.
+        #[arg(long, value_name = "PATTERN")]
+        include: Vec<String>,
+        /// Leave Dits files at paths matching PATTERN as they are.
+        #[arg(long, value_name = "PATTERN")]
+        exclude: Vec<String>,
+        /// Rewrite every branch and tag (default: the current branch, or REFs).
+        #[arg(long, conflicts_with = "refs")]
+        everything: bool,
+        /// Branches or tags to rewrite.
+        #[arg(value_name = "REF")]
+        refs: Vec<String>,
+    },
     /// Check the last migration: every converted file rebuilt from the Dits store matches
     /// the original (LFS SHA-256, or git blob id), every other entry is identical.
     Verify,

@@ -306,3 +306,66 @@ fn import_killed_midway_leaves_the_originals_and_resumes() {
     let text = env.git_stdout(&dir, &["cat-file", "blob", "HEAD:shot00.exr"]);
     assert!(text.starts_with("dits-pointer v1\n"), "{text}");
 }
+
+/// The way out: imported history exported back to Git LFS (`git lfs fsck` clean, every
+/// version checked out by git lfs), imported again, and exported to plain blobs.
+#[test]
+fn imported_history_exports_back_to_lfs_and_to_plain_git() {
+    let env = Env::new();
+    let dir = lfs_repo(&env);
+    let before = contents(&env, &dir);
+    let count = env.git_stdout(&dir, &["rev-list", "--branches", "--tags", "--count"]);
+    env.dits(
+        &dir,
+        &["migrate", "import", "--everything", "--include", "*.mov"],
+    );
+    // Keep only what LFS itself will need: its object store is emptied, so the export has to
+    // write every object from Dits.
+    fs::remove_dir_all(dir.join(".git/lfs/objects")).unwrap();
+
+    let out = env.dits(&dir, &["migrate", "export", "--to", "lfs", "--everything"]);
+    assert!(
+        stderr_of(&out).contains("verified 4 commit pair(s)"),
+        "{}",
+        show(&out)
+    );
+    let attrs = env.git_stdout(&dir, &["show", "HEAD:.gitattributes"]);
+    assert!(
+        attrs.contains("*.psd filter=lfs diff=lfs merge=lfs -text"),
+        "{attrs}"
+    );
+    assert!(!attrs.contains("dits"), "{attrs}");
+    let a = env.git_stdout(&dir, &["cat-file", "blob", "HEAD:a.psd"]);
+    assert!(
+        a.starts_with("version https://git-lfs.github.com/spec/v1\n"),
+        "{a}"
+    );
+    let fsck = env.git(&dir, &["lfs", "fsck"]);
+    assert!(stdout_of(&fsck).contains("OK"), "{}", show(&fsck));
+    assert_eq!(contents(&env, &dir), before, "git lfs gives every version");
+    assert_eq!(
+        env.git_stdout(&dir, &["rev-list", "--branches", "--tags", "--count"]),
+        count
+    );
+    env.assert_clean(&dir);
+
+    env.dits(
+        &dir,
+        &["migrate", "import", "--everything", "--include", "*.mov"],
+    );
+    env.dits(&dir, &["migrate", "export", "--to", "git", "--everything"]);
+    let size = env.git_stdout(&dir, &["cat-file", "-s", "HEAD:a.psd"]);
+    assert_eq!(size.trim(), (2u64 << 20).to_string(), "a plain blob again");
+    let attrs = env.git_stdout(&dir, &["show", "HEAD:.gitattributes"]);
+    assert!(!attrs.contains("filter="), "{attrs}");
+    assert_eq!(
+        contents(&env, &dir),
+        before,
+        "plain blobs give every version"
+    );
+    env.assert_clean(&dir);
+    assert_eq!(
+        b3(&dir.join("raw.mov")),
+        before[&("merge side".to_owned(), "raw.mov".to_owned())]
+    );
+}

@@ -98,13 +98,45 @@ impl Patterns {
     }
 }
 
-/// What became of one blob.
+/// Where `migrate export` takes Dits files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportTo {
+    /// Git LFS pointers, with the objects put into .git/lfs/objects (`git lfs push --all`
+    /// then uploads them).
+    Lfs,
+    /// Plain git blobs.
+    Git,
+}
+
+/// Which way a rewrite goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Import,
+    Export(ExportTo),
+}
+
+impl Direction {
+    /// The file remembering converted blobs, per direction.
+    fn log_name(self) -> &'static str {
+        match self {
+            Direction::Import => "blobs",
+            Direction::Export(ExportTo::Lfs) => "blobs-to-lfs",
+            Direction::Export(ExportTo::Git) => "blobs-to-git",
+        }
+    }
+}
+
+/// What became of one blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Converted {
     /// Stored in Dits: the blob is replaced by this pointer.
     Dits(Pointer),
     /// Left as it is (an LFS pointer whose object is missing, with `--missing=keep-pointer`).
     Keep,
+    /// Exported: replaced by this LFS pointer (its object in .git/lfs/objects).
+    Lfs(LfsPointer),
+    /// Exported: replaced by this plain blob.
+    Git(String),
 }
 
 /// The migration's files under `<git dir>/dits-migrate/`.
@@ -120,14 +152,24 @@ impl State {
     }
 
     /// Blobs converted by earlier runs: `<blob id> <dits id> <size>` or `<blob id> keep`.
-    fn converted(&self) -> HashMap<String, Converted> {
-        let text = fs::read_to_string(self.dir.join("blobs")).unwrap_or_default();
+    fn converted(&self, direction: Direction) -> HashMap<String, Converted> {
+        let text = fs::read_to_string(self.dir.join(direction.log_name())).unwrap_or_default();
         let mut out = HashMap::new();
         for line in text.lines() {
             let parts: Vec<&str> = line.split(' ').collect();
             let entry =
                 match parts.as_slice() {
                     [blob, "keep"] => Some((blob.to_string(), Converted::Keep)),
+                    [blob, "git", sha] => Some((blob.to_string(), Converted::Git(sha.to_string()))),
+                    [blob, "lfs", oid, size] => size.parse().ok().map(|size| {
+                        (
+                            blob.to_string(),
+                            Converted::Lfs(LfsPointer {
+                                oid: oid.to_string(),
+                                size,
+                            }),
+                        )
+                    }),
                     [blob, id, size] => id.parse().ok().zip(size.parse().ok()).map(|(id, size)| {
                         (blob.to_string(), Converted::Dits(Pointer::new(id, size)))
                     }),
@@ -140,8 +182,8 @@ impl State {
         out
     }
 
-    fn blob_log(&self) -> Result<fs::File> {
-        let path = self.dir.join("blobs");
+    fn blob_log(&self, direction: Direction) -> Result<fs::File> {
+        let path = self.dir.join(direction.log_name());
         fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -186,8 +228,40 @@ fn refs_to_rewrite(everything: bool, refs: &[String]) -> Result<Vec<String>> {
 }
 
 pub fn import(args: &ImportArgs, quiet: bool) -> Result<ExitCode> {
+    run(Direction::Import, args, quiet)
+}
+
+/// `git dits migrate export --to lfs|git`: the way out.
+pub fn export(
+    to: ExportTo,
+    include: &[String],
+    exclude: &[String],
+    everything: bool,
+    refs: &[String],
+    quiet: bool,
+) -> Result<ExitCode> {
+    let args = ImportArgs {
+        include,
+        exclude,
+        everything,
+        refs,
+        above: 0,
+        missing: Missing::Fail,
+    };
+    run(Direction::Export(to), &args, quiet)
+}
+
+fn run(direction: Direction, args: &ImportArgs, quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    crate::setup::require_filter(&repo)?;
+    match direction {
+        Direction::Import => crate::setup::require_filter(&repo)?,
+        Direction::Export(ExportTo::Lfs) => {
+            if git(&["config", "filter.lfs.process"]).optional()?.is_none() {
+                bail!("Git LFS is not set up here, so the exported files could not be checked out; hint: `git lfs install`, then run the export again");
+            }
+        }
+        Direction::Export(ExportTo::Git) => {}
+    }
     if git(&["rev-parse", "--is-shallow-repository"])
         .text()?
         .trim()
@@ -230,12 +304,18 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<ExitCode> {
     let store = repo.open_store()?;
     let settings = repo.settings()?;
     let mut converter = Converter {
+        direction,
+        sources: if matches!(direction, Direction::Export(_)) {
+            repo.open_sources()
+        } else {
+            Vec::new()
+        },
         store: &store,
         lfs_dir: repo.common_dir().join("lfs"),
         mp4: settings.mp4,
         params: repo.chunker_params(),
-        done: state.converted(),
-        log: state.blob_log()?,
+        done: state.converted(direction),
+        log: state.blob_log(direction)?,
         missing: args.missing,
         above: args.above,
         kept: Vec::new(),
@@ -306,8 +386,15 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<ExitCode> {
     git(&["reset", "-q", "--hard"]).output()?;
     let code = verify_pairs(&store, &map, quiet)?;
     if !quiet {
+        let now_in = match direction {
+            Direction::Import => "Dits",
+            Direction::Export(ExportTo::Lfs) => {
+                "Git LFS (objects in .git/lfs/objects; `git lfs push --all` uploads them)"
+            }
+            Direction::Export(ExportTo::Git) => "plain git blobs",
+        };
         eprintln!(
-            "dits: migrated {} commit(s) of {}: {} file version(s) ({}) now in Dits; old -> new commit map in {}",
+            "dits: migrated {} commit(s) of {}: {} file version(s) ({}) now in {now_in}; old -> new commit map in {}",
             map.lines().count(),
             refs.join(" "),
             converter.converted_files,
@@ -325,6 +412,9 @@ pub fn import(args: &ImportArgs, quiet: bool) -> Result<ExitCode> {
 }
 
 struct Converter<'a> {
+    direction: Direction,
+    /// Where Dits content missing locally comes from (export).
+    sources: Vec<std::sync::Arc<dyn dits_core::source::ContentSource>>,
     store: &'a DiskStore,
     lfs_dir: PathBuf,
     mp4: bool,
@@ -378,7 +468,7 @@ impl Converter<'_> {
         patterns: &Patterns,
     ) -> Result<Option<Converted>> {
         if let Some(c) = self.done.get(blob) {
-            return Ok(Some(*c));
+            return Ok(Some(c.clone()));
         }
         // What decides a blob's fate besides its bytes is whether its path is under the
         // patterns; a blob already left alone under the same answers is not read again.
@@ -386,6 +476,7 @@ impl Converter<'_> {
         if !self.seen.insert(key) {
             return Ok(None);
         }
+        let direction = self.direction;
         let b = self.batch()?;
         writeln!(b.stdin, "{blob}")?;
         b.stdin.flush()?;
@@ -398,7 +489,21 @@ impl Converter<'_> {
             .with_context(|| {
                 format!("git cat-file: unexpected answer {header:?} for blob {blob}")
             })?;
-        let converted = if size as usize <= dits_core::lfs::MAX_LEN {
+        let converted = if let Direction::Export(to) = direction {
+            // Only Dits pointers (small) are exported.
+            let mut data = Vec::new();
+            (&mut b.out).take(size + 1).read_to_end(&mut data)?;
+            data.pop();
+            match Pointer::parse(&data) {
+                Ok(p)
+                    if patterns.lfs(path)
+                        && (patterns.include.is_empty() || patterns.plain(path)) =>
+                {
+                    Some(self.export(&p, to, blob, path)?)
+                }
+                _ => None,
+            }
+        } else if size as usize <= dits_core::lfs::MAX_LEN {
             let mut data = vec![0u8; size as usize + 1];
             b.out.read_exact(&mut data)?;
             data.pop();
@@ -426,7 +531,7 @@ impl Converter<'_> {
             std::io::copy(&mut (&mut b.out).take(size + 1), &mut std::io::sink())?;
             None
         };
-        if let Some(c) = converted {
+        if let Some(c) = converted.clone() {
             self.remember(blob, c)?;
         }
         Ok(converted)
@@ -488,14 +593,81 @@ impl Converter<'_> {
         Ok(pointer)
     }
 
-    fn remember(&mut self, blob: &str, c: Converted) -> Result<()> {
-        if let Converted::Dits(p) = c {
-            self.converted_files += 1;
-            self.converted_bytes += p.size;
+    /// The content of Dits file `p` as an LFS object or a plain blob.
+    fn export(&mut self, p: &Pointer, to: ExportTo, blob: &str, path: &BStr) -> Result<Converted> {
+        let manifest = match manifest_for(self.store, p) {
+            Ok(m) if m.chunks.iter().all(|c| dits_core::store::ChunkSource::has_chunk(self.store, &c.id)) => m,
+            _ => dits_core::transfer::ensure_local(self.store, &self.sources, p, &Silent).map_err(|e| {
+                anyhow::anyhow!("{path} (blob {blob}): file {} is not here and cannot be fetched: {e}; nothing was rewritten; hint: `git dits fetch --all`-style: `git dits fetch` the refs first", p.id)
+            })?,
+        };
+        let mut content = ManifestReader::new(self.store, manifest);
+        match to {
+            ExportTo::Lfs => {
+                let tmp_dir = self.lfs_dir.join("tmp");
+                fs::create_dir_all(&tmp_dir)?;
+                let tmp = tmp_dir.join(format!("dits-export-{}", p.id));
+                let mut file = fs::File::create(&tmp)
+                    .with_context(|| format!("creating {}", tmp.display()))?;
+                let mut hashing = Sha256Reader {
+                    inner: &mut content,
+                    ctx: ring::digest::Context::new(&ring::digest::SHA256),
+                    len: 0,
+                };
+                std::io::copy(&mut hashing, &mut file)
+                    .with_context(|| format!("{path}: writing {}", tmp.display()))?;
+                file.sync_all()?;
+                let hex: String = hashing
+                    .ctx
+                    .finish()
+                    .as_ref()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let lfs = LfsPointer {
+                    oid: hex,
+                    size: hashing.len,
+                };
+                let dest = lfs.object_path(&self.lfs_dir);
+                if let Some(dir) = dest.parent() {
+                    fs::create_dir_all(dir)?;
+                }
+                fs::rename(&tmp, &dest)
+                    .with_context(|| format!("moving {} into place", dest.display()))?;
+                Ok(Converted::Lfs(lfs))
+            }
+            ExportTo::Git => {
+                let mut child = git(&["hash-object", "-w", "--stdin", "--no-filters"]).spawn()?;
+                let mut stdin = child.stdin.take().context("git hash-object stdin")?;
+                std::io::copy(&mut content, &mut stdin)
+                    .with_context(|| format!("{path}: writing it as a git blob"))?;
+                drop(stdin);
+                let mut sha = String::new();
+                child
+                    .stdout
+                    .take()
+                    .context("git hash-object stdout")?
+                    .read_to_string(&mut sha)?;
+                anyhow::ensure!(child.wait()?.success(), "{path}: git hash-object failed");
+                Ok(Converted::Git(sha.trim().to_owned()))
+            }
         }
-        let line = match c {
+    }
+
+    fn remember(&mut self, blob: &str, c: Converted) -> Result<()> {
+        match &c {
+            Converted::Dits(Pointer { size, .. }) | Converted::Lfs(LfsPointer { size, .. }) => {
+                self.converted_files += 1;
+                self.converted_bytes += size;
+            }
+            Converted::Git(_) => self.converted_files += 1,
+            Converted::Keep => {}
+        }
+        let line = match &c {
             Converted::Dits(p) => format!("{blob} {} {}\n", p.id, p.size),
             Converted::Keep => format!("{blob} keep\n"),
+            Converted::Lfs(l) => format!("{blob} lfs {} {}\n", l.oid, l.size),
+            Converted::Git(sha) => format!("{blob} git {sha}\n"),
         };
         self.log.write_all(line.as_bytes())?;
         self.done.insert(blob.to_owned(), c);
@@ -578,9 +750,42 @@ fn unquote(path: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `.gitattributes` for a commit that holds converted files: LFS attributes become Dits's,
-/// and each `--include` pattern gets a Dits line if it has none.
-fn attributes(original: &[u8], include: &[String], swap_lfs: bool) -> Vec<u8> {
+/// `.gitattributes` for a commit that holds converted files. Import: LFS attributes become
+/// Dits's, and each `--include` pattern gets a Dits line if it has none. Export: Dits
+/// attributes become LFS's, or (to plain git) are dropped, with lines left empty dropped.
+fn attributes(
+    original: &[u8],
+    include: &[String],
+    direction: Direction,
+    swap_lfs: bool,
+) -> Vec<u8> {
+    if let Direction::Export(to) = direction {
+        let mut out = Vec::with_capacity(original.len());
+        for line in original.lines_with_terminator() {
+            let l = line.to_str_lossy();
+            if !l.split_whitespace().any(|a| a == "filter=dits") {
+                out.extend_from_slice(line);
+                continue;
+            }
+            let words: Vec<&str> = l
+                .trim_end_matches(['\n', '\r'])
+                .split(' ')
+                .filter_map(|w| match (to, w) {
+                    (ExportTo::Lfs, "filter=dits") => Some("filter=lfs"),
+                    (ExportTo::Lfs, "diff=dits") => Some("diff=lfs"),
+                    (ExportTo::Lfs, "merge=dits") => Some("merge=lfs"),
+                    (ExportTo::Git, "filter=dits" | "diff=dits" | "merge=dits") => None,
+                    (_, other) => Some(other),
+                })
+                .collect();
+            let kept: Vec<&&str> = words.iter().filter(|w| !w.is_empty()).collect();
+            if kept.len() > 1 && !(kept.len() == 2 && *kept[1] == "-text" && to == ExportTo::Git) {
+                out.extend_from_slice(words.join(" ").as_bytes());
+                out.push(b'\n');
+            }
+        }
+        return out;
+    }
     let mut out = Vec::with_capacity(original.len() + 64);
     for line in original.lines_with_terminator() {
         let l = line.to_str_lossy();
@@ -739,6 +944,23 @@ fn flush_files(
                 inline(&mut buf, mode, path, &p.to_bytes())?;
                 out.push(buf);
             }
+            Some(Converted::Lfs(l)) => {
+                any = true;
+                let mut buf = Vec::new();
+                inline(&mut buf, mode, path, &l.to_bytes())?;
+                out.push(buf);
+            }
+            Some(Converted::Git(sha)) => {
+                any = true;
+                let mut buf = b"M ".to_vec();
+                buf.extend_from_slice(mode);
+                buf.push(b' ');
+                buf.extend_from_slice(sha.as_bytes());
+                buf.push(b' ');
+                buf.extend_from_slice(path);
+                buf.push(b'\n');
+                out.push(buf);
+            }
             Some(Converted::Keep) | None => out.push(entry.clone()),
         }
     }
@@ -750,7 +972,7 @@ fn flush_files(
                 &mut buf,
                 &mode,
                 b".gitattributes",
-                &attributes(&original, &applies, swap_lfs),
+                &attributes(&original, &applies, conv.direction, swap_lfs),
             )?;
             to.write_all(&buf)?;
         }
@@ -763,7 +985,7 @@ fn flush_files(
                 &mut buf,
                 b"100644",
                 b".gitattributes",
-                &attributes(b"", &applies, swap_lfs),
+                &attributes(b"", &applies, conv.direction, swap_lfs),
             )?;
             to.write_all(&buf)?;
         }
@@ -858,17 +1080,23 @@ fn verify_pairs(store: &DiskStore, map: &str, quiet: bool) -> Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-/// The Dits pointer blob `new` holds exactly the content the original blob `old` stood for.
+/// One of the blobs `old` and `new` is a Dits pointer, and it holds exactly the content the
+/// other one stands for (an LFS pointer's object, or a plain blob).
 fn same_content(store: &DiskStore, old: &str, new: &str) -> Result<()> {
-    let new_text = git(&["cat-file", "blob", new]).output()?;
-    let pointer =
-        Pointer::parse(&new_text).with_context(|| format!("blob {new} is not a Dits pointer"))?;
-    let old_data = git(&["cat-file", "blob", old]).output()?;
+    let (old_data, new_data) = (
+        git(&["cat-file", "blob", old]).output()?,
+        git(&["cat-file", "blob", new]).output()?,
+    );
+    let (pointer, other, other_id) = match (Pointer::parse(&new_data), Pointer::parse(&old_data)) {
+        (Ok(p), _) => (p, old_data, old),
+        (_, Ok(p)) => (p, new_data, new),
+        _ => bail!("blobs {old} and {new} differ and neither is a Dits pointer"),
+    };
     let manifest = manifest_for(store, &pointer)?;
     let mut content = ManifestReader::new(store, manifest);
-    if let Some(lfs) = LfsPointer::parse(&old_data) {
+    let mut buf = vec![0u8; 1 << 20];
+    if let Some(lfs) = LfsPointer::parse(&other) {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut buf = vec![0u8; 1 << 20];
         let mut len = 0u64;
         loop {
             let n = content.read(&mut buf)?;
@@ -886,7 +1114,7 @@ fn same_content(store: &DiskStore, old: &str, new: &str) -> Result<()> {
             .collect();
         anyhow::ensure!(
             hex == lfs.oid && len == lfs.size,
-            "file {} rebuilds to sha256 {hex} ({len} bytes), the LFS pointer {old} says {} ({} bytes)",
+            "file {} rebuilds to sha256 {hex} ({len} bytes), the LFS pointer {other_id} says {} ({} bytes)",
             pointer.id,
             lfs.oid,
             lfs.size
@@ -895,7 +1123,6 @@ fn same_content(store: &DiskStore, old: &str, new: &str) -> Result<()> {
     }
     let mut hasher = gix::hash::hasher(gix::hash::Kind::Sha1);
     hasher.update(format!("blob {}\0", pointer.size).as_bytes());
-    let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = content.read(&mut buf)?;
         if n == 0 {
@@ -905,8 +1132,8 @@ fn same_content(store: &DiskStore, old: &str, new: &str) -> Result<()> {
     }
     let id = hasher.try_finalize().map_err(|e| anyhow::anyhow!("{e}"))?;
     anyhow::ensure!(
-        gix::ObjectId::from_hex(old.as_bytes()).ok() == Some(id),
-        "file {} rebuilds to git blob {id}, the original was {old}",
+        gix::ObjectId::from_hex(other_id.as_bytes()).ok() == Some(id),
+        "file {} rebuilds to git blob {id}, the other side is {other_id}",
         pointer.id
     );
     Ok(())
@@ -926,13 +1153,25 @@ mod tests {
     #[test]
     fn attributes_swap_lfs_and_add_patterns_once() {
         let original = b"*.psd filter=lfs diff=lfs merge=lfs -text\n*.txt text\n";
-        let out = attributes(original, &["*.mov".into(), "*.psd".into()], true);
+        let out = attributes(
+            original,
+            &["*.mov".into(), "*.psd".into()],
+            Direction::Import,
+            true,
+        );
         assert_eq!(
             out.to_str_lossy(),
             "*.psd filter=dits diff=dits merge=dits -text\n*.txt text\n*.mov filter=dits diff=dits merge=dits -text\n"
         );
-        let kept = attributes(original, &[], false);
+        let kept = attributes(original, &[], Direction::Import, false);
         assert_eq!(kept, original);
+        let back = attributes(&out, &[], Direction::Export(ExportTo::Lfs), true);
+        assert_eq!(
+            back.to_str_lossy(),
+            "*.psd filter=lfs diff=lfs merge=lfs -text\n*.txt text\n*.mov filter=lfs diff=lfs merge=lfs -text\n"
+        );
+        let plain = attributes(&out, &[], Direction::Export(ExportTo::Git), true);
+        assert_eq!(plain.to_str_lossy(), "*.txt text\n");
     }
 
     #[test]

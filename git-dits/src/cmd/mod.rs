@@ -75,6 +75,13 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
                 },
                 quiet,
             ),
+            MigrateAction::Export {
+                to,
+                include,
+                exclude,
+                everything,
+                refs,
+            } => migrate::export(*to, include, exclude, *everything, refs, quiet),
             MigrateAction::Verify => migrate::verify(quiet),
         },
         Cmd::Push { remote, revs } => sync::push(remote.as_deref(), revs, quiet),
