@@ -118,6 +118,26 @@ pub enum MigrateAction {
         #[arg(value_name = "REF")]
         refs: Vec<String>,
     },
+    /// What an import would move: file versions and bytes per extension (LFS and plain),
+    /// the commits it would rewrite, and how much the Dits store would hold (the content is
+    /// chunked to count distinct chunks; nothing is stored).
+    Info {
+        /// Count plain blobs at paths matching PATTERN too (as `import --include`).
+        #[arg(long, value_name = "PATTERN")]
+        include: Vec<String>,
+        /// Leave out paths matching PATTERN.
+        #[arg(long, value_name = "PATTERN")]
+        exclude: Vec<String>,
+        /// Every branch and tag (default: the current branch, or REFs).
+        #[arg(long, conflicts_with = "refs")]
+        everything: bool,
+        /// Only plain blobs of at least this many bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = 0)]
+        above: u64,
+        /// Branches or tags.
+        #[arg(value_name = "REF")]
+        refs: Vec<String>,
+    },
     /// Check the last migration: every converted file rebuilt from the Dits store matches
     /// the original (LFS SHA-256, or git blob id), every other entry is identical.
     Verify,

@@ -72,6 +72,47 @@ fn lfs_history_imported_into_dits_keeps_every_version_and_the_shape() {
     );
     let main_before = env.git_stdout(&dir, &["rev-parse", "main"]);
 
+    // What would move, before anything does.
+    let info = env.dits_stdout(
+        &dir,
+        &["migrate", "info", "--everything", "--include", "*.mov"],
+    );
+    assert!(info.contains("Would rewrite:    4 commit(s)"), "{info}");
+    let psd = info
+        .lines()
+        .find(|l| l.starts_with(".psd"))
+        .unwrap_or_default();
+    assert_eq!(
+        psd.split_whitespace().nth(1),
+        Some("4"),
+        "a.psd twice, b.psd, c d é.psd:\n{info}"
+    );
+    let mov = info
+        .lines()
+        .find(|l| l.starts_with(".mov"))
+        .unwrap_or_default();
+    assert_eq!(mov.split_whitespace().nth(4), Some("1"), "{info}");
+    // The two versions of a.psd share all but a chunk or two: less to store than content.
+    let store_line = info
+        .lines()
+        .find(|l| l.starts_with("Dits would store"))
+        .unwrap();
+    let ratio: f64 = store_line
+        .split('(')
+        .nth(1)
+        .unwrap()
+        .split('x')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ratio > 1.2, "{store_line}");
+    assert_eq!(
+        env.git_stdout(&dir, &["rev-parse", "main"]),
+        main_before,
+        "info changes nothing"
+    );
+
     // A dirty work tree is refused, and nothing moves.
     fs::write(dir.join("README.md"), "# edited\n").unwrap();
     let out = env.dits_output(&dir, &["migrate", "import", "--everything"]);

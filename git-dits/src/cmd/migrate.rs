@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -995,6 +995,161 @@ fn flush_files(
         to.write_all(&e)?;
     }
     Ok(())
+}
+
+/// Per extension: file versions and bytes, LFS and plain.
+#[derive(Default)]
+struct Tally {
+    lfs: (u64, u64),
+    plain: (u64, u64),
+}
+
+/// `git dits migrate info`: what an import would move, before anything is rewritten.
+pub fn info(args: &ImportArgs) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let refs = refs_to_rewrite(args.everything, args.refs)?;
+    let patterns = Patterns::new(args.include, args.exclude)?;
+    let lfs_dir = repo.common_dir().join("lfs");
+    let mut list_args = vec!["rev-list".to_owned(), "--objects".to_owned()];
+    list_args.extend(refs.iter().cloned());
+    let listed = git(&list_args).output()?;
+    let mut commits_args = vec!["rev-list".to_owned(), "--count".to_owned()];
+    commits_args.extend(refs.iter().cloned());
+    let commits = git(&commits_args).text()?;
+    // Objects with a path are trees and blobs; their type and size from one batch-check.
+    let mut named: Vec<(String, Vec<u8>)> = Vec::new();
+    for line in ByteSlice::lines(listed.as_slice()) {
+        if let Some((oid, path)) = line.split_once_str(" ") {
+            named.push((oid.to_str_lossy().into_owned(), path.to_vec()));
+        }
+    }
+    let input: Vec<u8> = named
+        .iter()
+        .flat_map(|(o, _)| format!("{o}\n").into_bytes())
+        .collect();
+    let checked = git(&["cat-file", "--batch-check=%(objecttype) %(objectsize)"])
+        .input(input)
+        .text()?;
+    let mut batch = git(&["cat-file", "--batch"]).spawn()?;
+    let mut stdin = batch.stdin.take().context("git cat-file stdin")?;
+    let mut out = BufReader::new(batch.stdout.take().context("git cat-file stdout")?);
+    let mut by_ext: std::collections::BTreeMap<String, Tally> = Default::default();
+    let mut chunks: HashSet<dits_core::ChunkId> = HashSet::new();
+    let (mut content_bytes, mut stored_estimate, mut missing) = (0u64, 0u64, 0u64);
+    let params = repo.chunker_params();
+    let mp4 = repo.settings()?.mp4;
+    let tmp = tempfile_dir(&repo)?;
+    for ((oid, path), line) in named.iter().zip(checked.lines()) {
+        let mut parts = line.split(' ');
+        let (Some("blob"), Some(size)) = (
+            parts.next(),
+            parts.next().and_then(|s| s.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        let path = path.as_bstr();
+        let is_candidate_plain = patterns.plain(path) && size >= args.above;
+        if size as usize > dits_core::lfs::MAX_LEN && !is_candidate_plain {
+            continue;
+        }
+        writeln!(stdin, "{oid}")?;
+        stdin.flush()?;
+        let mut header = String::new();
+        out.read_line(&mut header)?;
+        let mut data = Vec::new();
+        (&mut out).take(size + 1).read_to_end(&mut data)?;
+        data.pop();
+        let ext = Path::new(&path.to_os_str_lossy())
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_else(|| "(none)".into());
+        let content: Option<Box<dyn Read>> = match LfsPointer::parse(&data) {
+            Some(lfs) if patterns.lfs(path) => {
+                let t = by_ext.entry(ext).or_default();
+                t.lfs.0 += 1;
+                t.lfs.1 += lfs.size;
+                match fs::File::open(lfs.object_path(&lfs_dir)) {
+                    Ok(f) => Some(Box::new(f)),
+                    Err(_) => {
+                        missing += 1;
+                        None
+                    }
+                }
+            }
+            None if is_candidate_plain && Pointer::parse(&data).is_err() => {
+                let t = by_ext.entry(ext).or_default();
+                t.plain.0 += 1;
+                t.plain.1 += size;
+                Some(Box::new(std::io::Cursor::new(data)))
+            }
+            _ => None,
+        };
+        if let Some(mut content) = content {
+            let mut sink = dits_core::store::Discard;
+            let got = ingest_any(&mut content, mp4, None, &tmp, params, &mut sink, &Silent)?;
+            content_bytes += got.manifest.size;
+            for c in &got.manifest.chunks {
+                if chunks.insert(c.id) {
+                    stored_estimate += u64::from(c.len);
+                }
+            }
+        }
+    }
+    drop(stdin);
+    let _ = batch.wait();
+    let human = dits_core::progress::human;
+    println!(
+        "Would rewrite:    {} commit(s) of {}",
+        commits.trim(),
+        refs.join(" ")
+    );
+    println!(
+        "{:<12} {:>10} {:>12} {:>10} {:>12}",
+        "extension", "LFS files", "LFS bytes", "plain", "plain bytes"
+    );
+    let (mut lfs_total, mut plain_total) = ((0, 0), (0, 0));
+    for (ext, t) in &by_ext {
+        println!(
+            "{ext:<12} {:>10} {:>12} {:>10} {:>12}",
+            t.lfs.0,
+            human(t.lfs.1),
+            t.plain.0,
+            human(t.plain.1)
+        );
+        lfs_total = (lfs_total.0 + t.lfs.0, lfs_total.1 + t.lfs.1);
+        plain_total = (plain_total.0 + t.plain.0, plain_total.1 + t.plain.1);
+    }
+    println!(
+        "Already in LFS:   {} file version(s), {}{}",
+        lfs_total.0,
+        human(lfs_total.1),
+        if missing > 0 {
+            format!(" ({missing} of them not in .git/lfs: `git lfs fetch --all` first)")
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "Plain blobs:      {} file version(s), {} (under --include)",
+        plain_total.0,
+        human(plain_total.1)
+    );
+    if content_bytes > 0 {
+        println!(
+            "Dits would store: about {} before compression for {} of content ({:.2}x less), {} distinct chunks",
+            human(stored_estimate),
+            human(content_bytes),
+            content_bytes as f64 / stored_estimate.max(1) as f64,
+            chunks.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfile_dir(repo: &Repo) -> Result<PathBuf> {
+    let dir = repo.store_root().join("tmp");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// `git dits migrate verify`: the last migration's commit pairs, checked.
