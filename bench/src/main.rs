@@ -8,7 +8,8 @@
 //! ...` measures what MP4 edits store with MP4-aware chunking, plain CDC and Git LFS, and what
 //! the awareness costs in `git add` (see `media.rs`). `dits-bench transport ...` pushes and
 //! clones with Dits over QUIC and over TLS over TCP, alternating, side by side (see
-//! `transport.rs`).
+//! `transport.rs`). `dits-bench migrate ...` rewrites one seeded history with `git dits
+//! migrate import` and with `git lfs migrate import`, alternating (see `migrate.rs`).
 
 mod args;
 mod cases;
@@ -18,6 +19,8 @@ mod giftless;
 mod media;
 mod media_add;
 mod media_report;
+mod migrate;
+mod migrate_report;
 mod mount;
 mod proc;
 mod remote;
@@ -40,6 +43,7 @@ usage: dits-bench [--size-mib N] [--repeat K] [--dir DIR] [--out FILE]
        dits-bench mount --help    (reading through git dits mount vs the file on disk)
        dits-bench media --help    (MP4 edits and add throughput: MP4-aware vs plain CDC vs Git LFS)
        dits-bench transport --help  (push and clone over QUIC vs TLS over TCP, alternating)
+       dits-bench migrate --help    (rewriting a history: git dits vs git lfs migrate import)
 
   --size-mib N    size of the seeded file (default 1024)
   --repeat K      run each headline operation K times and report the median (default 1)
@@ -216,6 +220,8 @@ fn main() -> ExitCode {
         media::run(args.skip(1))
     } else if args.peek().is_some_and(|a| a == "transport") {
         transport::run(args.skip(1))
+    } else if args.peek().is_some_and(|a| a == "migrate") {
+        migrate::run(args.skip(1))
     } else {
         run()
     };
