@@ -449,7 +449,18 @@ impl Drop for Batch {
 impl Converter<'_> {
     fn batch(&mut self) -> Result<&mut Batch> {
         if self.batch.is_none() {
-            let mut child = git(&["cat-file", "--batch"]).spawn()?;
+            // Small pack windows: reading every blob of a large history through the default
+            // 1 GiB windows maps the whole pack into this process (gigabytes of resident
+            // memory, reclaimable but counted).
+            let mut child = git(&[
+                "-c",
+                "core.packedGitWindowSize=32m",
+                "-c",
+                "core.packedGitLimit=128m",
+                "cat-file",
+                "--batch",
+            ])
+            .spawn()?;
             let stdin = child.stdin.take().context("git cat-file stdin")?;
             let out = BufReader::with_capacity(
                 1 << 20,
