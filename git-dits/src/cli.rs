@@ -69,6 +69,25 @@ pub enum TokenAction {
     },
 }
 
+/// What a migration looks at: which refs, and which paths in them.
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Paths matching PATTERN (gitattributes syntax): `import` and `info` also take plain
+    /// blobs there (and .gitattributes gains the pattern; LFS files are always taken);
+    /// `export` takes only the Dits files there.
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Leave paths matching PATTERN as they are (LFS pointers stay LFS pointers).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Every branch and tag (default: the current branch, or REFs).
+    #[arg(long, conflicts_with = "refs")]
+    pub everything: bool,
+    /// Branches or tags.
+    #[arg(value_name = "REF")]
+    pub refs: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MigrateAction {
     /// Rewrite history so LFS pointers and matching blobs become Dits pointers.
@@ -79,25 +98,14 @@ pub enum MigrateAction {
     /// kill begins again from them, and an old -> new commit map is written to
     /// .git/dits-migrate/commit-map. No remote ref is moved. Verified at the end (`verify`).
     Import {
-        /// Also convert plain blobs at paths matching PATTERN (gitattributes syntax);
-        /// .gitattributes gains the pattern. LFS files are always converted.
-        #[arg(long, value_name = "PATTERN")]
-        include: Vec<String>,
-        /// Leave paths matching PATTERN as they are (LFS pointers stay LFS pointers).
-        #[arg(long, value_name = "PATTERN")]
-        exclude: Vec<String>,
-        /// Rewrite every branch and tag (default: the current branch, or REFs).
-        #[arg(long, conflicts_with = "refs")]
-        everything: bool,
+        #[command(flatten)]
+        selection: Selection,
         /// Only plain blobs of at least this many bytes are converted (LFS files always are).
         #[arg(long, value_name = "BYTES", default_value_t = 0)]
         above: u64,
         /// What to do with an LFS pointer whose object is not in .git/lfs.
         #[arg(long, value_enum, default_value = "fail")]
         missing: crate::cmd::migrate::Missing,
-        /// Branches or tags to rewrite.
-        #[arg(value_name = "REF")]
-        refs: Vec<String>,
     },
     /// Rewrite history the other way: Dits pointers back into Git LFS pointers (objects
     /// into .git/lfs/objects) or plain blobs; .gitattributes follows. Verified at the end.
@@ -105,38 +113,18 @@ pub enum MigrateAction {
         /// What the Dits files become.
         #[arg(long, value_enum)]
         to: crate::cmd::migrate::ExportTo,
-        /// Only Dits files at paths matching PATTERN.
-        #[arg(long, value_name = "PATTERN")]
-        include: Vec<String>,
-        /// Leave Dits files at paths matching PATTERN as they are.
-        #[arg(long, value_name = "PATTERN")]
-        exclude: Vec<String>,
-        /// Rewrite every branch and tag (default: the current branch, or REFs).
-        #[arg(long, conflicts_with = "refs")]
-        everything: bool,
-        /// Branches or tags to rewrite.
-        #[arg(value_name = "REF")]
-        refs: Vec<String>,
+        #[command(flatten)]
+        selection: Selection,
     },
     /// What an import would move: file versions and bytes per extension (LFS and plain),
     /// the commits it would rewrite, and how much the Dits store would hold (the content is
     /// chunked to count distinct chunks; nothing is stored).
     Info {
-        /// Count plain blobs at paths matching PATTERN too (as `import --include`).
-        #[arg(long, value_name = "PATTERN")]
-        include: Vec<String>,
-        /// Leave out paths matching PATTERN.
-        #[arg(long, value_name = "PATTERN")]
-        exclude: Vec<String>,
-        /// Every branch and tag (default: the current branch, or REFs).
-        #[arg(long, conflicts_with = "refs")]
-        everything: bool,
+        #[command(flatten)]
+        selection: Selection,
         /// Only plain blobs of at least this many bytes.
         #[arg(long, value_name = "BYTES", default_value_t = 0)]
         above: u64,
-        /// Branches or tags.
-        #[arg(value_name = "REF")]
-        refs: Vec<String>,
     },
     /// Check the last migration: every converted file rebuilt from the Dits store matches
     /// the original (LFS SHA-256, or git blob id), every other entry is identical.

@@ -28,14 +28,20 @@ fn contents(env: &Env, dir: &Path) -> BTreeMap<(String, String), String> {
     out
 }
 
-fn lfs_repo(env: &Env) -> std::path::PathBuf {
-    let dir = env.path("studio");
+/// A new repository `name` with Git LFS tracking `pattern`, and Dits installed beside it.
+fn lfs_init(env: &Env, name: &str, pattern: &str) -> std::path::PathBuf {
+    let dir = env.path(name);
     fs::create_dir_all(&dir).unwrap();
     env.git(&dir, &["init", "-q"]);
     env.git(&dir, &["lfs", "install", "--local"]);
     // LFS's hooks are in the way of Dits's: replaced (and kept as NAME.pre-dits).
     env.dits(&dir, &["install", "-q", "--force"]);
-    env.git(&dir, &["lfs", "track", "*.psd"]);
+    env.git(&dir, &["lfs", "track", pattern]);
+    dir
+}
+
+fn lfs_repo(env: &Env) -> std::path::PathBuf {
+    let dir = lfs_init(env, "studio", "*.psd");
     write_content(&dir.join("a.psd"), 1601, 2 << 20);
     write_content(&dir.join("b.psd"), 1602, 1 << 20);
     fs::write(dir.join("README.md"), "# studio\n").unwrap();
@@ -293,12 +299,7 @@ fn missing_lfs_objects_can_be_kept_as_pointers() {
 #[test]
 fn import_killed_midway_leaves_the_originals_and_resumes() {
     let env = Env::new();
-    let dir = env.path("big");
-    fs::create_dir_all(&dir).unwrap();
-    env.git(&dir, &["init", "-q"]);
-    env.git(&dir, &["lfs", "install", "--local"]);
-    env.dits(&dir, &["install", "-q", "--force"]);
-    env.git(&dir, &["lfs", "track", "*.exr"]);
+    let dir = lfs_init(&env, "big", "*.exr");
     for round in 0..3u64 {
         for i in 0..12u64 {
             write_content(

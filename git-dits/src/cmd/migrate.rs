@@ -28,6 +28,7 @@ use dits_core::rebuild::manifest_for;
 use dits_core::store::DiskStore;
 use dits_core::Pointer;
 
+use crate::cli::Selection;
 use crate::git::git;
 use crate::repo::Repo;
 
@@ -43,13 +44,12 @@ pub enum Missing {
     KeepPointer,
 }
 
-pub struct ImportArgs<'a> {
-    pub include: &'a [String],
-    pub exclude: &'a [String],
-    pub everything: bool,
-    pub refs: &'a [String],
-    pub above: u64,
-    pub missing: Missing,
+/// What one rewrite takes: the refs and paths, plain blobs from what size, and what to do
+/// with missing LFS objects.
+struct RewriteArgs<'a> {
+    selection: &'a Selection,
+    above: u64,
+    missing: Missing,
 }
 
 /// Which paths a migration touches: gitattributes-style patterns.
@@ -227,31 +227,31 @@ fn refs_to_rewrite(everything: bool, refs: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-pub fn import(args: &ImportArgs, quiet: bool) -> Result<ExitCode> {
-    run(Direction::Import, args, quiet)
+pub fn import(
+    selection: &Selection,
+    above: u64,
+    missing: Missing,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let args = RewriteArgs {
+        selection,
+        above,
+        missing,
+    };
+    run(Direction::Import, &args, quiet)
 }
 
 /// `git dits migrate export --to lfs|git`: the way out.
-pub fn export(
-    to: ExportTo,
-    include: &[String],
-    exclude: &[String],
-    everything: bool,
-    refs: &[String],
-    quiet: bool,
-) -> Result<ExitCode> {
-    let args = ImportArgs {
-        include,
-        exclude,
-        everything,
-        refs,
+pub fn export(to: ExportTo, selection: &Selection, quiet: bool) -> Result<ExitCode> {
+    let args = RewriteArgs {
+        selection,
         above: 0,
         missing: Missing::Fail,
     };
     run(Direction::Export(to), &args, quiet)
 }
 
-fn run(direction: Direction, args: &ImportArgs, quiet: bool) -> Result<ExitCode> {
+fn run(direction: Direction, args: &RewriteArgs, quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     match direction {
         Direction::Import => crate::setup::require_filter(&repo)?,
@@ -276,7 +276,7 @@ fn run(direction: Direction, args: &ImportArgs, quiet: bool) -> Result<ExitCode>
             dirty
         );
     }
-    let refs = refs_to_rewrite(args.everything, args.refs)?;
+    let refs = refs_to_rewrite(args.selection.everything, &args.selection.refs)?;
     if refs.is_empty() {
         bail!("nothing to rewrite: no branches or tags");
     }
@@ -300,7 +300,7 @@ fn run(direction: Direction, args: &ImportArgs, quiet: bool) -> Result<ExitCode>
     }
     fs::write(&in_progress, refs.join("\n"))
         .with_context(|| format!("writing {}", in_progress.display()))?;
-    let patterns = Patterns::new(args.include, args.exclude)?;
+    let patterns = Patterns::new(&args.selection.include, &args.selection.exclude)?;
     let store = repo.open_store()?;
     let settings = repo.settings()?;
     let mut converter = Converter {
@@ -356,7 +356,7 @@ fn run(direction: Direction, args: &ImportArgs, quiet: bool) -> Result<ExitCode>
         &mut to,
         &patterns,
         &mut converter,
-        args.include,
+        &args.selection.include,
         &mut originals,
     );
     drop(to);
@@ -1016,10 +1016,10 @@ struct Tally {
 }
 
 /// `git dits migrate info`: what an import would move, before anything is rewritten.
-pub fn info(args: &ImportArgs) -> Result<ExitCode> {
+pub fn info(selection: &Selection, above: u64) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let refs = refs_to_rewrite(args.everything, args.refs)?;
-    let patterns = Patterns::new(args.include, args.exclude)?;
+    let refs = refs_to_rewrite(selection.everything, &selection.refs)?;
+    let patterns = Patterns::new(&selection.include, &selection.exclude)?;
     let lfs_dir = repo.common_dir().join("lfs");
     let mut list_args = vec!["rev-list".to_owned(), "--objects".to_owned()];
     list_args.extend(refs.iter().cloned());
@@ -1059,7 +1059,7 @@ pub fn info(args: &ImportArgs) -> Result<ExitCode> {
             continue;
         };
         let path = path.as_bstr();
-        let is_candidate_plain = patterns.plain(path) && size >= args.above;
+        let is_candidate_plain = patterns.plain(path) && size >= above;
         if size as usize > dits_core::lfs::MAX_LEN && !is_candidate_plain {
             continue;
         }
