@@ -63,8 +63,12 @@ impl Server {
         };
         let served = tokio::spawn(serve_stream(req, server_w, server_r, None));
         let mut w = FrameWriter::new(client_w, "server");
+        // A handler may refuse a request before it has read all of it and close its end: the
+        // rest cannot be sent then (a broken pipe), and the answer already says why.
         for f in frames {
-            w.send(f).await.expect("send");
+            if w.send(f).await.is_err() {
+                break;
+            }
         }
         w.finish().await;
         let mut r = FrameReader::new(
