@@ -9,7 +9,7 @@ use dits_core::chunker::ChunkerParams;
 use dits_core::ingest::ingest;
 use dits_core::progress::Silent;
 use dits_core::reader::ManifestReader;
-use dits_core::store::{ChunkSink, ChunkSource, DiskStore, StoreError, StoreOptions};
+use dits_core::store::{ChunkSink, ChunkSource, DiskStore, Fsync, StoreError, StoreOptions};
 use dits_core::{ChunkId, FileId};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -75,9 +75,11 @@ fn pack_size_limit_rotates_packs() -> Result {
     Ok(())
 }
 
-/// What a `kill -9` between writing chunks and publishing their index leaves behind.
+/// What a `kill -9` between writing chunks and publishing their index leaves behind: the
+/// records that reached the pack whole are found by walking it (each verified), a torn last
+/// record is ignored, and `fsck` finds nothing wrong.
 #[test]
-fn unpublished_tail_is_ignored_and_rewritten_later() -> Result {
+fn a_killed_writers_tail_is_walked_and_a_torn_record_ignored() -> Result {
     let dir = tempfile::tempdir()?;
     let store = DiskStore::open(dir.path(), StoreOptions::default())?;
     let committed = noise(3, 300_000);
@@ -90,25 +92,79 @@ fn unpublished_tail_is_ignored_and_rewritten_later() -> Result {
     for part in lost.chunks(200_000) {
         w.put_chunk(ChunkId::of(part), part)?;
     }
-    let lid = ChunkId::of(&lost[..200_000]);
     // Simulate the crash: the process dies, so neither commit nor Drop runs.
     std::mem::forget(w);
+    let info = store.pack_infos()?.remove(0);
+    // The kill also tore the last record written: cut it in the middle.
+    let torn = fs::metadata(&info.data_path)?.len() - 1_000;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&info.data_path)?
+        .set_len(torn)?;
+    let walked = ChunkId::of(&lost[..200_000]);
+    let last = lost.chunks(200_000).last().expect("parts");
     let reopened = DiskStore::open(dir.path(), StoreOptions::default())?;
     assert!(reopened.has_chunk(&cid));
-    assert!(!reopened.has_chunk(&lid));
-    let info = &reopened.pack_infos()?[0];
     assert!(
-        info.file_len > info.indexed_len.unwrap_or(0),
-        "tail present but unindexed"
+        reopened.has_chunk(&walked),
+        "walked when the store was opened"
     );
+    assert_eq!(reopened.read_chunk(&walked)?, &lost[..200_000]);
+    // A walked record was never committed: a writer stores it again rather than count on it.
+    assert!(!ChunkSink::has_chunk(&reopened.writer()?, &walked));
+    assert!(matches!(
+        reopened.read_chunk(&ChunkId::of(last)),
+        Err(StoreError::ChunkMissing { .. })
+    ));
     let mut problems = Vec::new();
     reopened.verify_all(|e| problems.push(e), &Silent)?;
     assert!(problems.is_empty(), "{problems:?}");
-    // The lost chunk can simply be written again.
+    // The torn chunk can simply be written again.
     let mut w = reopened.writer()?;
-    assert!(w.put_chunk(lid, &lost[..200_000])? > 0);
+    assert!(w.put_chunk(ChunkId::of(last), last)? > 0);
     w.commit()?;
-    assert_eq!(reopened.read_chunk(&lid)?, &lost[..200_000]);
+    assert_eq!(reopened.read_chunk(&ChunkId::of(last))?, last);
+    Ok(())
+}
+
+/// With `dits.fsync=batch` a commit writes its records but indexes them only once the batch is
+/// due: another process reads them at once (by walking), and closing the store indexes them.
+#[test]
+fn batched_commits_are_readable_at_once_and_indexed_when_the_store_closes() -> Result {
+    let dir = tempfile::tempdir()?;
+    let opts = StoreOptions {
+        fsync: Fsync::Batch,
+        ..StoreOptions::default()
+    };
+    let store = DiskStore::open(dir.path(), opts)?;
+    let files: Vec<Vec<u8>> = (0..20).map(|i| noise(50 + i, 30_000)).collect();
+    let mut ids = Vec::new();
+    for f in &files {
+        let mut w = store.writer()?;
+        ids.push(
+            ingest(&f[..], ChunkerParams::default(), &mut w, &Silent)?
+                .manifest
+                .file_id,
+        );
+    }
+    let packs = store.pack_infos()?;
+    assert_eq!(packs.len(), 1, "one pack for all the files: {packs:?}");
+    assert_eq!(
+        packs[0].indexed_len, None,
+        "no index before the batch is due"
+    );
+    // Another process (a handle of its own) reads every file without an index.
+    let other = DiskStore::open(dir.path(), StoreOptions::default())?;
+    for (f, id) in files.iter().zip(&ids) {
+        assert_eq!(&read_back(&other, id)?, f);
+    }
+    drop(store);
+    let packs = DiskStore::open(dir.path(), StoreOptions::default())?.pack_infos()?;
+    assert_eq!(
+        packs[0].indexed_len,
+        Some(packs[0].file_len),
+        "closing the store indexed the whole batch"
+    );
     Ok(())
 }
 
@@ -331,8 +387,8 @@ fn damaged_pack_header_is_reported_and_repaired_without_loss() -> Result {
     Ok(())
 }
 
-/// A deleted index is rebuilt from the pack's records; a young orphan (another process may
-/// still be writing it) is left alone.
+/// A deleted index only costs a walk of the pack, and is rebuilt from the pack's records; a
+/// young orphan (another process may still be writing it) is left alone.
 #[test]
 fn a_missing_index_is_rebuilt_from_the_records() -> Result {
     let dir = tempfile::tempdir()?;
@@ -349,7 +405,8 @@ fn a_missing_index_is_rebuilt_from_the_records() -> Result {
     let info = store.pack_infos()?.remove(0);
     fs::remove_file(info.data_path.with_extension("idx"))?;
     let store = DiskStore::open(dir.path(), StoreOptions::default())?;
-    assert!(read_back(&store, &id).is_err());
+    assert_eq!(store.pack_infos()?[0].indexed_len, None);
+    assert_eq!(read_back(&store, &id)?, data, "found by walking the pack");
     let young = store.repair_packs(Duration::from_secs(3600))?;
     assert_eq!((young.orphans_indexed, young.orphans_too_young), (0, 1));
     let report = store.repair_packs(Duration::ZERO)?;

@@ -452,6 +452,13 @@ impl Handler for DitsHandler {
         if self.config.skip_download_errors && !self.unavailable.is_empty() {
             eprintln!("{}", summary(&self.unavailable, true));
         }
+        // The last batch of cleaned files: flushed and indexed now, while an error can still
+        // be reported (their records are written already, so a kill cannot lose them).
+        if let Err(e) = self.store.sync() {
+            return Err(Failure::Error(format!(
+                "flushing the Dits store: {e}; hint: run `git dits fsck`"
+            )));
+        }
         if failed > 0 {
             return Err(Failure::Error(format!(
                 "{failed} large file(s) could not be written"

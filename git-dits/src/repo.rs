@@ -8,7 +8,7 @@ use dits_core::chunker::ChunkerParams;
 use std::sync::{Arc, OnceLock};
 
 use dits_core::source::{ContentSource, LocalSource};
-use dits_core::store::{DiskStore, StoreOptions};
+use dits_core::store::{DiskStore, Fsync, StoreOptions};
 use git_remote_dits::client::{NetSettings, RemoteSource};
 
 /// Settings from `git config` (and the environment), with their defaults.
@@ -28,6 +28,7 @@ pub struct Settings {
 pub const KEYS: &[(&str, &str, &str)] = &[
     ("dits.compression", "3", "zstd level for compressible chunks (0 = never compress)"),
     ("dits.packSizeLimit", "1g", "start a new pack file past this size"),
+    ("dits.fsync", "batch", "when added content is flushed to disk: batch (once per 64 MiB or second of writes, and when the command ends), always (before each file's pointer reaches git) or never; see docs/store-format.md"),
     ("dits.smudge.inlineLimit", "64m", "files at least this large are written by Dits after git's checkout, not through git's in-memory smudge buffer"),
     ("dits.mp4", "true", "chunk content that sniffs as MP4/MOV (ISO-BMFF) by track and keyframe, so remuxes and metadata edits store almost nothing new"),
     ("dits.skipSmudge", "false", "leave pointers in the work tree (also GIT_DITS_SKIP_SMUDGE=1)"),
@@ -165,6 +166,12 @@ impl Repo {
         );
         let pack_size_limit = int("dits.packSizeLimit", 1 << 30)?.max(1 << 20) as u64;
         let inline_limit = int("dits.smudge.inlineLimit", 64 << 20)? as u64;
+        let fsync = match cfg.string("dits.fsync") {
+            None => Fsync::Batch,
+            Some(v) => v.to_string().parse().map_err(|e: String| {
+                anyhow::anyhow!("dits.fsync: {e}; hint: git config dits.fsync batch")
+            })?,
+        };
         let env_skip =
             std::env::var_os("GIT_DITS_SKIP_SMUDGE").is_some_and(|v| v != "0" && !v.is_empty());
         let skip_smudge = env_skip || cfg.boolean("dits.skipSmudge").unwrap_or(false);
@@ -172,6 +179,7 @@ impl Repo {
             store: StoreOptions {
                 compression_level: level as i32,
                 pack_size_limit,
+                fsync,
             },
             inline_limit,
             skip_smudge,

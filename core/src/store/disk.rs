@@ -9,7 +9,7 @@
 //! ```
 //! Writers never share a pack: each [`PackWriter`] appends to its own, so any number of
 //! processes (git may run several filters; two worktrees may `git add` at once) write without
-//! locks. Readers only trust what an index lists.
+//! locks. Readers trust what an index lists, and records past it only once they verify.
 //!
 //! A [`DiskStore`] is a handle: cloning it is cheap and every clone sees the same packs, so a
 //! writer, a background thread or a long-lived mount holds one without borrowing. The rest of
@@ -37,6 +37,8 @@ pub struct StoreOptions {
     pub compression_level: i32,
     /// A writer starts a new pack once its current one reaches this size.
     pub pack_size_limit: u64,
+    /// When what is written is flushed to the disk (`dits.fsync`).
+    pub fsync: Fsync,
 }
 
 impl Default for StoreOptions {
@@ -44,9 +46,42 @@ impl Default for StoreOptions {
         StoreOptions {
             compression_level: 3,
             pack_size_limit: 1 << 30,
+            fsync: Fsync::Always,
         }
     }
 }
+
+/// When writes reach the disk (`dits.fsync`). Every mode keeps the store consistent through a
+/// killed process: a commit writes its records and manifests into files before it returns,
+/// whatever is flushed. The modes differ in what a power loss or a kernel crash can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// Each commit is flushed (and its pack indexed) before it returns: a file is durable
+    /// before its pointer reaches git. A server acknowledging an upload needs this.
+    Always,
+    /// Commits are flushed together: once a writer holds [`BATCH_BYTES`] or [`BATCH_AGE`] of
+    /// unflushed records, and when the store is closed. A power loss can lose the last batch.
+    Batch,
+    /// Nothing is flushed; the kernel writes back when it likes (like `core.fsync=none`).
+    Never,
+}
+
+impl std::str::FromStr for Fsync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Fsync, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" | "true" => Ok(Fsync::Always),
+            "batch" => Ok(Fsync::Batch),
+            "never" | "false" => Ok(Fsync::Never),
+            _ => Err(format!("{s:?} is not one of always, batch, never")),
+        }
+    }
+}
+
+/// A batch is flushed once it holds this many bytes of records...
+pub const BATCH_BYTES: u64 = 64 << 20;
+/// ...or once its oldest unflushed commit is this old.
+pub const BATCH_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct Inner {
     pub root: PathBuf,
@@ -55,6 +90,38 @@ pub(crate) struct Inner {
     /// A writer's open pack, handed to the next writer in this process, so a filter cleaning
     /// a thousand small files appends to one pack instead of creating a thousand.
     spare: Mutex<Option<super::writer::OpenPack>>,
+    /// Something was written that a [`Fsync::Batch`] flush has not covered yet.
+    pub unflushed: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let spare = self
+            .spare
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Err(e) = finish_batch(&self.root, self.options.fsync, spare, &self.unflushed) {
+            tracing::error!("closing the Dits store: {e}");
+        }
+    }
+}
+
+/// Indexes the kept pack and flushes what a batch left unflushed (see [`DiskStore::sync`]).
+fn finish_batch(
+    root: &Path,
+    fsync: Fsync,
+    spare: Option<super::writer::OpenPack>,
+    unflushed: &std::sync::atomic::AtomicBool,
+) -> Result<(), StoreError> {
+    use std::sync::atomic::Ordering;
+    if let Some(mut pack) = spare {
+        pack.checkpoint(fsync, unflushed)?;
+    }
+    if fsync == Fsync::Batch && unflushed.swap(false, Ordering::AcqRel) {
+        fsio::sync_filesystem(root)?;
+    }
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -93,12 +160,15 @@ impl DiskStore {
                 })
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fsio::create_once(&format_path, format!("{FORMAT}\n").as_bytes())?
+                fsio::create_once(&format_path, format!("{FORMAT}\n").as_bytes(), true)?
             }
             Err(e) => return Err(StoreError::io(&format_path, e)),
         }
         let store = DiskStore::handle(root, options);
-        store.refresh()?;
+        // Indexes, and what lies past them: content another process committed before it
+        // handed git a pointer but has not checkpointed yet (or never will: it was killed) is
+        // there for every command started after.
+        store.walk_tails()?;
         Ok(store)
     }
 
@@ -110,7 +180,7 @@ impl DiskStore {
             return None;
         }
         let store = DiskStore::handle(root, StoreOptions::default());
-        store.refresh().ok()?;
+        store.walk_tails().ok()?;
         Some(store)
     }
 
@@ -121,6 +191,7 @@ impl DiskStore {
                 root,
                 options,
                 spare: Mutex::new(None),
+                unflushed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -164,13 +235,53 @@ impl DiskStore {
             .take()
     }
 
-    /// Keeps `pack` for the next writer, unless one is kept already (then `pack` is closed:
-    /// everything in it is published).
-    pub(crate) fn offer_spare(&self, pack: super::writer::OpenPack) {
+    /// Keeps `pack` for the next writer, unless one is kept already (then `pack` is indexed
+    /// and closed).
+    pub(crate) fn offer_spare(&self, mut pack: super::writer::OpenPack) {
         let mut slot = self.inner.spare.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(pack);
+            return;
         }
+        drop(slot);
+        let indexed = pack
+            .checkpoint(self.inner.options.fsync, &self.inner.unflushed)
+            .and_then(|new| {
+                if new {
+                    self.publish(pack.name())
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(e) = indexed {
+            // Its records are written and found by walking the pack; only the index is late.
+            tracing::error!("indexing a finished pack: {e}");
+        }
+    }
+
+    /// Ends the current batch: indexes the pack kept for the next writer and, with
+    /// [`Fsync::Batch`], flushes everything written since the last flush. Dropping the last
+    /// handle does the same; call this where an error must be reported.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let spare = self.take_spare();
+        let name = spare.as_ref().map(|p| p.name().to_owned());
+        finish_batch(
+            self.root(),
+            self.inner.options.fsync,
+            spare,
+            &self.inner.unflushed,
+        )?;
+        match name {
+            Some(name) => self.publish(&name),
+            None => Ok(()),
+        }
+    }
+
+    /// Notes that something was written that the next batch flush must cover.
+    pub(crate) fn mark_unflushed(&self) {
+        self.inner
+            .unflushed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Indexes that could not be loaded and packs whose header is damaged (each names the
@@ -200,7 +311,7 @@ impl DiskStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(StoreError::io(entry.path(), e)),
             };
-            let loaded = packs.list.iter().find(|p| p.name == name);
+            let loaded = packs.list.iter().find(|p| p.name == name && p.indexed);
             out.push(PackInfo {
                 data_path: entry.path(),
                 file_len,
@@ -218,19 +329,34 @@ impl DiskStore {
             Some(found) => found,
             None => {
                 self.refresh()?;
-                self.inner
-                    .packs
-                    .locate(id)
-                    .ok_or(StoreError::ChunkMissing { id: *id })?
+                match self.inner.packs.locate(id) {
+                    Some(found) => found,
+                    None => {
+                        // Written but not indexed yet (another process's batch, or a writer
+                        // killed before its checkpoint).
+                        self.inner.packs.walk_tails()?;
+                        self.inner
+                            .packs
+                            .locate(id)
+                            .ok_or(StoreError::ChunkMissing { id: *id })?
+                    }
+                }
             }
         };
         found.0.read(&found.1)
     }
+
+    /// Walks the records past every pack's index (see `packs.rs`), so that listings and checks
+    /// see all of them. Returns how many were found.
+    pub fn walk_tails(&self) -> Result<usize, StoreError> {
+        self.inner.packs.walk_tails()
+    }
 }
 
 impl ChunkSource for DiskStore {
-    /// Only looks at indexes already loaded: ingest asks this for every chunk and must not scan
-    /// the directory each time. Writers refresh once when they start.
+    /// Only looks at what is loaded already (indexes, and records past them that were walked
+    /// or written here): asked for every chunk of a transfer, it must not scan the directory
+    /// each time. Opening the store walks the tails once; writers refresh when they start.
     fn has_chunk(&self, id: &ChunkId) -> bool {
         self.inner.packs.locate(id).is_some()
     }

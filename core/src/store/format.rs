@@ -102,6 +102,16 @@ impl PackIndex {
         out
     }
 
+    /// The index of a pack with no records indexed (one its writer has not published yet).
+    pub fn empty() -> PackIndex {
+        let bytes = Self::encode(&mut [], PACK_HEADER_LEN);
+        PackIndex {
+            bytes,
+            count: 0,
+            pack_len: PACK_HEADER_LEN,
+        }
+    }
+
     /// Parses and fully validates an index: checksum, sort order, and that every record lies
     /// inside the durable part of the pack.
     pub fn decode(bytes: Vec<u8>) -> Result<PackIndex, String> {

@@ -30,14 +30,38 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(dir, e))
 }
 
-fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+/// Flushes everything written to the filesystem holding `path` (data and names, every file):
+/// one call where a batch of files would otherwise need an fsync each.
+#[allow(unsafe_code)]
+pub fn sync_filesystem(path: &Path) -> Result<(), StoreError> {
+    let dir = File::open(path).map_err(|e| StoreError::io(path, e))?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: plain syscall on a descriptor `dir` keeps open for the call; no memory passed.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(StoreError::io(path, io::Error::last_os_error()));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: `sync` takes no arguments and cannot fail.
+        unsafe { libc::sync() };
+        drop(dir);
+    }
+    Ok(())
+}
+
+fn write_temp(dir: &Path, bytes: &[u8], sync: bool) -> Result<PathBuf, StoreError> {
     let tmp = dir.join(unique_name(".tmp-"));
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
         .map_err(|e| StoreError::io(&tmp, e))?;
-    let res = f.write_all(bytes).and_then(|_| f.sync_all());
+    let res = f
+        .write_all(bytes)
+        .and_then(|_| if sync { f.sync_all() } else { Ok(()) });
     if let Err(e) = res {
         let _ = fs::remove_file(&tmp);
         return Err(StoreError::io(&tmp, e));
@@ -47,18 +71,27 @@ fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
 
 /// Atomically and durably replaces `dest` with `bytes`.
 pub fn replace_file(dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    replace_file_with(dest, bytes, true)
+}
+
+/// Atomically replaces `dest` with `bytes`; flushed first (file, then directory) if `sync`.
+pub(crate) fn replace_file_with(dest: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
-    let tmp = write_temp(dir, bytes)?;
+    let tmp = write_temp(dir, bytes, sync)?;
     if let Err(e) = fs::rename(&tmp, dest) {
         let _ = fs::remove_file(&tmp);
         return Err(StoreError::io(dest, e));
     }
-    sync_dir(dir)
+    if sync {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Creates `dest` with `bytes` unless it already exists; never overwrites. Content-addressed
-/// files have one correct content, so an existing file is as good as ours.
-pub fn create_once(dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// files have one correct content, so an existing file is as good as ours. The file appears
+/// whole or not at all; it is flushed (with its directory) before this returns if `sync`.
+pub fn create_once(dest: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
     let dir = dest.parent().expect("store paths have a parent");
     if dest.exists() {
         return Ok(());
@@ -66,15 +99,16 @@ pub fn create_once(dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         // The new directory's own name must be durable too.
-        if let Some(parent) = dir.parent() {
+        if let Some(parent) = dir.parent().filter(|_| sync) {
             sync_dir(parent)?;
         }
     }
-    let tmp = write_temp(dir, bytes)?;
+    let tmp = write_temp(dir, bytes, sync)?;
     let linked = fs::hard_link(&tmp, dest);
     let _ = fs::remove_file(&tmp);
     match linked {
-        Ok(()) => sync_dir(dir),
+        Ok(()) if sync => sync_dir(dir),
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(StoreError::io(dest, e)),
     }

@@ -2,7 +2,8 @@
 //! `fsck --repair`). A pack is replaced by copying the records it keeps, read and verified,
 //! into a new pack that is made durable and published first; then the old pack is deleted,
 //! index first. A crash in between leaves both (duplicates are harmless) or an old data file
-//! without an index, an orphan readers ignore.
+//! without an index, an orphan whose records stay readable (walked, verified) until the
+//! next prune deletes it again.
 
 use std::collections::HashSet;
 use std::fs;
@@ -19,7 +20,8 @@ impl DiskStore {
         &self,
         min_age: Duration,
     ) -> Result<Vec<(String, Vec<ChunkId>)>, StoreError> {
-        self.refresh()?;
+        // A pack's records past its index count as much as the indexed ones.
+        self.walk_tails()?;
         let now = SystemTime::now();
         let mut out = Vec::new();
         for pack in self.inner.packs.snapshot() {
@@ -28,7 +30,10 @@ impl DiskStore {
                 .map_err(|e| StoreError::io(&pack.data_path, e))?;
             let age = now.duration_since(modified).unwrap_or_default();
             if age >= min_age {
-                out.push((pack.name.clone(), pack.index.iter().map(|e| e.id).collect()));
+                out.push((
+                    pack.name.clone(),
+                    pack.entries().iter().map(|e| e.id).collect(),
+                ));
             }
         }
         Ok(out)
@@ -66,9 +71,10 @@ impl DiskStore {
         else {
             return Ok(0);
         };
+        pack.walk_tail()?;
         let mut writer = PackWriter::isolated(self)?;
         let mut written = 0;
-        for entry in pack.index.iter().filter(|e| keep.contains(&e.id)) {
+        for entry in pack.entries().into_iter().filter(|e| keep.contains(&e.id)) {
             let data = pack.read(&entry)?;
             written += writer.put_chunk(entry.id, &data)?;
         }

@@ -33,9 +33,15 @@ impl DiskStore {
             .join(&hex[2..])
     }
 
-    /// Stores a top-level manifest; its group objects must be committed already.
+    /// Stores a top-level manifest; its group objects must be committed already. Flushed
+    /// before this returns with `dits.fsync=always`, with the writer's batch otherwise.
     pub fn write_manifest_top(&self, id: &FileId, top: &[u8]) -> Result<(), StoreError> {
-        fsio::create_once(&self.manifest_path(id), top)
+        let always = self.options().fsync == super::Fsync::Always;
+        fsio::create_once(&self.manifest_path(id), top, always)?;
+        if !always {
+            self.mark_unflushed();
+        }
+        Ok(())
     }
 
     /// The stored top-level manifest bytes of `id`, as sent to peers (they verify them).
@@ -112,8 +118,9 @@ impl DiskStore {
             s.pack_bytes += info.file_len;
         }
         let mut seen = std::collections::HashSet::new();
+        self.walk_tails()?;
         for p in self.inner.packs.snapshot() {
-            for e in p.index.iter() {
+            for e in p.entries() {
                 if seen.insert(e.id) {
                     s.chunks += 1;
                     s.chunk_raw_bytes += u64::from(e.raw_len);

@@ -18,7 +18,7 @@ mod repair;
 mod writer;
 
 pub use discard::Discard;
-pub use disk::{DiskStore, PackInfo, StoreOptions};
+pub use disk::{DiskStore, Fsync, PackInfo, StoreOptions, BATCH_AGE, BATCH_BYTES};
 pub use error::StoreError;
 pub use fsio::replace_file;
 pub use manifests::StoreStats;

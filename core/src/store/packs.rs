@@ -1,12 +1,18 @@
 //! The packs a store knows: loading their indexes, noticing indexes other writers published,
-//! and finding the record of a chunk. Readers trust only what an index lists.
+//! and finding the record of a chunk.
+//!
+//! A pack's index is a checkpoint, not the only truth: records a writer appended after its
+//! last index (see `writer.rs`: with `dits.fsync=batch` an index is written per batch, not per
+//! file) are found by walking the pack past the index, each record verified. That walk is the
+//! tail: a writer of this process registers what it wrote, and a reader that misses a chunk
+//! walks the tails other processes (or a writer killed before its checkpoint) left.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use super::format::{pack_header, IdxEntry, PackIndex, PACK_HEADER_LEN};
 use super::record::{self, RecordError};
@@ -18,11 +24,105 @@ pub(crate) struct Pack {
     pub data_path: PathBuf,
     pub file: File,
     pub index: PackIndex,
-    /// Inode of the index file it was loaded from; a republished index has a new one.
+    /// Whether `index` was loaded from an index file; `false` for a pack whose writer has not
+    /// published one yet (all its records are in the tail).
+    pub indexed: bool,
+    /// Inode of the index file it was loaded from (0 if none); a republished index has a new one.
     idx_ino: u64,
+    tail: Mutex<Tail>,
+}
+
+/// Records past the index.
+struct Tail {
+    /// Offset up to which the pack has been walked (or written by this process).
+    end: u64,
+    /// Each with whether a writer of this process committed it. Only those may be counted on
+    /// to stay: a record another process wrote but had not committed yet is truncated away if
+    /// that writer rolls back, so a walked record is good for reading (it is verified then)
+    /// but never for deciding that a chunk need not be stored again.
+    entries: HashMap<ChunkId, (IdxEntry, bool)>,
 }
 
 impl Pack {
+    fn new(name: &str, data_path: PathBuf, file: File, index: PackIndex, idx_ino: u64) -> Pack {
+        let end = index.pack_len();
+        Pack {
+            name: name.to_owned(),
+            data_path,
+            file,
+            indexed: idx_ino != 0,
+            idx_ino,
+            index,
+            tail: Mutex::new(Tail {
+                end,
+                entries: HashMap::new(),
+            }),
+        }
+    }
+
+    fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
+        // Every update is one insert loop then one store of `end`: consistent when poisoned.
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The record of `id` in the index or the tail walked so far.
+    pub fn find(&self, id: &ChunkId) -> Option<IdxEntry> {
+        self.index
+            .find(id)
+            .or_else(|| self.tail().entries.get(id).map(|(e, _)| *e))
+    }
+
+    /// Whether `id` is in the index or was committed to the tail by this process: a record
+    /// that stays (see [`Tail::entries`]).
+    pub fn holds(&self, id: &ChunkId) -> bool {
+        self.index.find(id).is_some() || self.tail().entries.get(id).is_some_and(|(_, c)| *c)
+    }
+
+    /// Every record known: the index's, then the tail's (in file order).
+    pub fn entries(&self) -> Vec<IdxEntry> {
+        let mut tail: Vec<IdxEntry> = self.tail().entries.values().map(|(e, _)| *e).collect();
+        tail.sort_unstable_by_key(|e| e.offset);
+        self.index.iter().chain(tail).collect()
+    }
+
+    /// Bytes of the pack covered by the index and the tail walked so far.
+    pub fn known_len(&self) -> u64 {
+        self.tail().end
+    }
+
+    /// Walks the records appended since the last walk, verifying each; stops at the first
+    /// that is incomplete or does not verify (a writer may be in the middle of it). Returns
+    /// how many were found.
+    pub fn walk_tail(&self) -> Result<usize, StoreError> {
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| StoreError::io(&self.data_path, e))?
+            .len();
+        let from = self.tail().end;
+        if len <= from {
+            return Ok(0);
+        }
+        let (found, end) =
+            record::walk(&self.file, from, len).map_err(|e| StoreError::io(&self.data_path, e))?;
+        self.note(&found, end, false);
+        Ok(found.len())
+    }
+
+    /// Registers records known to be whole and verified: committed by a writer of this
+    /// process (`committed`), or walked.
+    fn note(&self, entries: &[IdxEntry], end: u64, committed: bool) {
+        let mut tail = self.tail();
+        for e in entries {
+            if self.index.find(&e.id).is_some() {
+                continue;
+            }
+            let slot = tail.entries.entry(e.id).or_insert((*e, committed));
+            slot.1 |= committed && slot.0.offset == e.offset;
+        }
+        tail.end = tail.end.max(end);
+    }
+
     /// Reads and verifies one record of this pack.
     pub fn read(&self, entry: &IdxEntry) -> Result<Vec<u8>, StoreError> {
         record::read(&self.file, entry).map_err(|e| match e {
@@ -90,16 +190,30 @@ impl Registry {
             .map(|p| (p.name.clone(), p.idx_ino))
             .collect();
         let mut fresh = Vec::new();
-        for (name, entry) in list_by_suffix(&self.dir, ".idx")? {
+        let listing = list_dir(&self.dir)?;
+        for (name, entry) in listing
+            .iter()
+            .filter_map(|(n, e)| Some((n.strip_suffix(".idx")?, e)))
+        {
             let ino = match entry.metadata() {
                 Ok(m) => m.ino(),
                 // Replaced between listing and stat: the next refresh sees the new one.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(StoreError::io(entry.path(), e)),
             };
-            if known.get(&name) != Some(&ino) {
-                let loaded = self.load(&name);
-                fresh.push((name, loaded));
+            if known.get(name) != Some(&ino) {
+                let loaded = self.load(name);
+                fresh.push((name.to_owned(), loaded));
+            }
+        }
+        // Packs a writer has not indexed yet: their records are found by walking them.
+        let indexed: std::collections::HashSet<&str> = listing
+            .iter()
+            .filter_map(|(n, _)| n.strip_suffix(".idx"))
+            .collect();
+        for name in listing.iter().filter_map(|(n, _)| n.strip_suffix(".pack")) {
+            if !indexed.contains(name) && !known.contains_key(name) {
+                fresh.push((name.to_owned(), self.load_unindexed(name)));
             }
         }
         if !fresh.is_empty() {
@@ -135,13 +249,69 @@ impl Registry {
             reason,
         })?;
         let file = File::open(&data_path).map_err(|e| StoreError::io(&data_path, e))?;
-        Ok(Arc::new(Pack {
-            name: name.to_owned(),
+        Ok(Arc::new(Pack::new(name, data_path, file, index, idx_ino)))
+    }
+
+    fn load_unindexed(&self, name: &str) -> Result<Arc<Pack>, StoreError> {
+        let data_path = self.dir.join(format!("{name}.pack"));
+        let file = File::open(&data_path).map_err(|e| StoreError::io(&data_path, e))?;
+        Ok(Arc::new(Pack::new(
+            name,
             data_path,
             file,
-            index,
-            idx_ino,
-        }))
+            PackIndex::empty(),
+            0,
+        )))
+    }
+
+    /// Records a writer of this process made visible in pack `name` (whole, written, not yet
+    /// indexed): readers of this process find them without walking the file.
+    pub fn note_written(
+        &self,
+        name: &str,
+        data_path: &Path,
+        entries: &[IdxEntry],
+        end: u64,
+    ) -> Result<(), StoreError> {
+        let known = self.read().list.iter().find(|p| p.name == name).cloned();
+        let pack = match known {
+            Some(p) => p,
+            None => {
+                let file = File::open(data_path).map_err(|e| StoreError::io(data_path, e))?;
+                let pack = Arc::new(Pack::new(
+                    name,
+                    data_path.to_owned(),
+                    file,
+                    PackIndex::empty(),
+                    0,
+                ));
+                let mut packs = self.write();
+                match packs.list.iter().find(|p| p.name == name) {
+                    Some(p) => Arc::clone(p),
+                    None => {
+                        packs.list.push(Arc::clone(&pack));
+                        pack
+                    }
+                }
+            }
+        };
+        pack.note(entries, end, true);
+        Ok(())
+    }
+
+    /// Walks every pack's unwalked tail (see the module comment); returns the records found.
+    pub fn walk_tails(&self) -> Result<usize, StoreError> {
+        self.refresh()?;
+        let mut found = 0;
+        for pack in self.snapshot() {
+            match pack.walk_tail() {
+                Ok(n) => found += n,
+                // Deleted (pruned) since it was listed.
+                Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
     }
 
     /// Makes a just-published index visible to this process without a directory scan.
@@ -161,13 +331,18 @@ impl Registry {
         packs.bad_headers.retain(|p| *p != data_path);
     }
 
+    /// Whether a record of `id` is known that stays (see [`Pack::holds`]).
+    pub fn holds(&self, id: &ChunkId) -> bool {
+        self.read().list.iter().rev().any(|p| p.holds(id))
+    }
+
     pub fn locate(&self, id: &ChunkId) -> Option<(Arc<Pack>, IdxEntry)> {
         // Newest first: recently written chunks are the likeliest to be read again.
         self.read()
             .list
             .iter()
             .rev()
-            .find_map(|p| p.index.find(id).map(|e| (Arc::clone(p), e)))
+            .find_map(|p| p.find(id).map(|e| (Arc::clone(p), e)))
     }
 
     pub fn snapshot(&self) -> Vec<Arc<Pack>> {
@@ -179,7 +354,8 @@ fn install(packs: &mut Packs, pack: Arc<Pack>) {
     packs.damaged.remove(&pack.name);
     packs.list.retain(|p| p.name != pack.name);
     packs.bad_headers.retain(|p| *p != pack.data_path);
-    if !pack.header_ok() {
+    // A pack nobody indexed yet may be so new that its header is still being written.
+    if pack.indexed && !pack.header_ok() {
         tracing::error!(
             "{}: the pack's header is missing or not a Dits pack v1; its records are still read (each is verified); hint: run `git dits fsck --repair`",
             pack.data_path.display()
@@ -194,11 +370,18 @@ pub(crate) fn list_by_suffix(
     dir: &Path,
     suffix: &str,
 ) -> Result<Vec<(String, fs::DirEntry)>, StoreError> {
+    Ok(list_dir(dir)?
+        .into_iter()
+        .filter_map(|(n, e)| Some((n.strip_suffix(suffix)?.to_owned(), e)))
+        .collect())
+}
+
+/// `(file name, entry)` of the files in `dir` whose names are UTF-8 and not hidden.
+fn list_dir(dir: &Path) -> Result<Vec<(String, fs::DirEntry)>, StoreError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
         let entry = entry.map_err(|e| StoreError::io(dir, e))?;
-        let file_name = entry.file_name();
-        if let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(suffix)) {
+        if let Some(name) = entry.file_name().to_str() {
             if !name.starts_with('.') {
                 out.push((name.to_owned(), entry));
             }

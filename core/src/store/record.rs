@@ -79,6 +79,50 @@ fn eof_is_corrupt(e: io::Error) -> RecordError {
     }
 }
 
+/// The record whose header starts at `offset` of a file of `len` bytes, and whether its
+/// declared lengths and flags are plausible and it fits in the file. `None`: no whole header
+/// there.
+fn candidate_at(file: &File, offset: u64, len: u64) -> io::Result<Option<(IdxEntry, bool)>> {
+    if offset + RECORD_HEADER_LEN as u64 > len {
+        return Ok(None);
+    }
+    let header = match header_at(file, offset) {
+        Ok(h) => h,
+        Err(RecordError::Io(e)) => return Err(e),
+        Err(RecordError::Corrupt(_)) => return Ok(None),
+    };
+    let entry = IdxEntry {
+        id: header.id,
+        offset,
+        raw_len: header.raw_len,
+        stored_len: header.stored_len,
+        flags: header.flags,
+    };
+    let fits = header.stored_len <= MAX_STORED_LEN
+        && header.flags & !FLAG_ZSTD == 0
+        && offset + entry.record_len() <= len;
+    Ok(Some((entry, fits)))
+}
+
+/// The records from `from` on that are whole and verify, up to the first that is not (a
+/// writer may be appending it right now, or died in the middle of it): `(entries, end)`, where
+/// `end` is the offset just past the last good record. Nothing is skipped: what follows a bad
+/// record is left to the repair [`scan`].
+pub(crate) fn walk(file: &File, from: u64, len: u64) -> io::Result<(Vec<IdxEntry>, u64)> {
+    let mut entries = Vec::new();
+    let mut offset = from;
+    while let Some((entry, true)) = candidate_at(file, offset, len)? {
+        match payload(file, &entry) {
+            Ok(_) => {}
+            Err(RecordError::Io(e)) => return Err(e),
+            Err(RecordError::Corrupt(_)) => break,
+        }
+        offset += entry.record_len();
+        entries.push(entry);
+    }
+    Ok((entries, offset))
+}
+
 /// Every record of a pack file that verifies, in file order, found by walking the records
 /// from the header on: what an index would list if the pack's own index is damaged or lost.
 /// A record that does not verify is skipped by its declared length when that length is
@@ -91,22 +135,7 @@ pub(crate) fn scan(file: &File, len: u64) -> io::Result<Vec<IdxEntry>> {
     let mut seen = std::collections::HashSet::new();
     let mut offset = PACK_HEADER_LEN;
     let mut resync = false;
-    while offset + RECORD_HEADER_LEN as u64 <= len {
-        let header = match header_at(file, offset) {
-            Ok(h) => h,
-            Err(RecordError::Io(e)) => return Err(e),
-            Err(RecordError::Corrupt(_)) => break,
-        };
-        let entry = IdxEntry {
-            id: header.id,
-            offset,
-            raw_len: header.raw_len,
-            stored_len: header.stored_len,
-            flags: header.flags,
-        };
-        let fits = header.stored_len <= MAX_STORED_LEN
-            && header.flags & !FLAG_ZSTD == 0
-            && offset + entry.record_len() <= len;
+    while let Some((entry, fits)) = candidate_at(file, offset, len)? {
         let verified = fits && payload(file, &entry).is_ok();
         match (verified, resync) {
             (true, _) => {

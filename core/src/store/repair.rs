@@ -14,7 +14,8 @@ use crate::id::ChunkId;
 /// What [`DiskStore::repair_packs`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RepairReport {
-    /// Damaged indexes rebuilt from their packs' records.
+    /// Damaged indexes, and indexes that stopped short of their pack's records, rebuilt from
+    /// the records.
     pub indexes_rebuilt: usize,
     /// Packs without an index (left by a writer that died) indexed from their records.
     pub orphans_indexed: usize,
@@ -44,12 +45,14 @@ impl DiskStore {
         mut problem: impl FnMut(StoreError),
         progress: &dyn crate::progress::Progress,
     ) -> Result<u64, StoreError> {
-        self.refresh()?;
+        // Records written past an index (a batch, or a writer killed before its checkpoint)
+        // are content like any other: walked, then checked with the rest.
+        self.walk_tails()?;
         let packs = self.inner.packs.snapshot();
-        progress.set_total(packs.iter().map(|p| p.index.pack_len()).sum());
+        progress.set_total(packs.iter().map(|p| p.known_len()).sum());
         let mut checked = 0;
         for pack in packs {
-            for entry in pack.index.iter() {
+            for entry in pack.entries() {
                 if progress.interrupted() {
                     return Err(StoreError::Interrupted);
                 }
@@ -107,15 +110,22 @@ impl DiskStore {
             .collect();
         let now = SystemTime::now();
         for (name, entry) in list_by_suffix(&dir, ".pack")? {
-            let rebuild = if damaged.contains(&name) {
+            let age = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default();
+            // Records past the index of a pack nobody writes any more (its writer was killed
+            // before its checkpoint): readable by walking, indexed here so no reader has to.
+            let unindexed_tail = indexed.contains(&name)
+                && age >= orphan_age
+                && self.inner.packs.snapshot().iter().any(|p| {
+                    p.name == name && entry.metadata().is_ok_and(|m| m.len() > p.index.pack_len())
+                });
+            let rebuild = if damaged.contains(&name) || unindexed_tail {
                 true
             } else if !indexed.contains(&name) {
-                let age = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| now.duration_since(t).ok())
-                    .unwrap_or_default();
                 if age < orphan_age {
                     report.orphans_too_young += 1;
                     false
@@ -142,7 +152,7 @@ impl DiskStore {
                 .unwrap_or(0);
             report.chunks_recovered += found.len();
             self.write_index(&name, &mut found, end)?;
-            if damaged.contains(&name) {
+            if damaged.contains(&name) || unindexed_tail {
                 report.indexes_rebuilt += 1;
             } else {
                 report.orphans_indexed += 1;

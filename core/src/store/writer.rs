@@ -1,8 +1,14 @@
 //! Appending chunks to a pack of one's own, and publishing them.
 //!
-//! Durability order on `commit`: pack data is fsynced first, then the index that lists it is
-//! written to a temp file, fsynced and renamed into place (then the directory is fsynced).
-//! A crash before the rename leaves bytes no index mentions; readers ignore them.
+//! A `commit` writes the records put since the last one into the pack file (not merely a
+//! buffer) before it returns, so a killed process never loses a committed record: readers of
+//! other processes find records past the index by walking the pack (`packs.rs`). A checkpoint
+//! then makes them durable and indexes them: the pack data is flushed first, then the index
+//! that lists it is written to a temp file, flushed and renamed into place (then the directory
+//! is flushed). `dits.fsync` says how often: at every commit (`always`), or once a batch of
+//! commits is big or old enough and when the store is closed (`batch`, `never`; see
+//! [`Fsync`]). A crash before a checkpoint leaves records no index lists; the walk finds
+//! those that are whole and verify.
 //!
 //! A failed write (a full disk, an I/O error) must leave the writer as if the records since
 //! the last commit had never been put, in a process that keeps running: records are written
@@ -15,11 +21,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use super::compress::Compressor;
 use super::format::{self, IdxEntry, PackIndex, RecordHeader, FLAG_ZSTD};
 use super::fsio;
-use super::{ChunkSink, ChunkSource, DiskStore, StoreError};
+use super::{ChunkSink, DiskStore, Fsync, StoreError, BATCH_AGE, BATCH_BYTES};
 use crate::id::ChunkId;
 use crate::manifest::Manifest;
 
@@ -38,11 +46,17 @@ pub(crate) struct OpenPack {
     len: u64,
     /// Bytes of the pack written to the file (`len` minus `buf`).
     written: u64,
+    /// Records (and bytes) committed: written to the file and visible to readers.
+    committed: usize,
     committed_len: u64,
+    /// Records (and bytes) listed by the published index: flushed as `dits.fsync` says.
+    indexed: usize,
+    indexed_len: u64,
+    /// When the oldest commit not yet in the index was made.
+    batch_started: Option<Instant>,
     /// Bytes up to which writeback has been started.
     writeback_started: u64,
     entries: Vec<IdxEntry>,
-    committed: usize,
     ids: HashSet<ChunkId>,
 }
 
@@ -67,12 +81,56 @@ impl OpenPack {
             buf: Vec::with_capacity(WRITE_BUFFER),
             len: header.len() as u64,
             written: header.len() as u64,
+            committed: 0,
             committed_len: header.len() as u64,
+            indexed: 0,
+            indexed_len: header.len() as u64,
+            batch_started: None,
             writeback_started: 0,
             entries: Vec::new(),
-            committed: 0,
             ids: HashSet::new(),
         })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Flushes the committed records as `fsync` says, then writes the index that lists them.
+    /// Returns whether a new index was written (the caller then publishes it in its registry).
+    /// `unflushed` is cleared when a filesystem-wide flush covered everything written so far.
+    pub(crate) fn checkpoint(
+        &mut self,
+        fsync: Fsync,
+        unflushed: &AtomicBool,
+    ) -> Result<bool, StoreError> {
+        if self.indexed == self.committed {
+            return Ok(false);
+        }
+        match fsync {
+            Fsync::Always => self
+                .file
+                .sync_data()
+                .map_err(|e| StoreError::io(&self.path, e))?,
+            Fsync::Batch => {
+                // One flush for the pack and every manifest written with it, instead of one
+                // per file: this is what makes many small files cheap.
+                unflushed.store(false, std::sync::atomic::Ordering::Release);
+                fsio::sync_filesystem(&self.path)
+                    .inspect_err(|_| unflushed.store(true, std::sync::atomic::Ordering::Release))?;
+            }
+            Fsync::Never => {}
+        }
+        let mut listed = self.entries[..self.committed].to_vec();
+        let bytes = PackIndex::encode(&mut listed, self.committed_len);
+        let idx_path = self.path.with_extension("idx");
+        // The index is flushed whenever the records are: a lost index only costs a walk of
+        // the pack, but a torn one would hide its records until `fsck --repair`.
+        fsio::replace_file_with(&idx_path, &bytes, fsync != Fsync::Never)?;
+        self.indexed = self.committed;
+        self.indexed_len = self.committed_len;
+        self.batch_started = None;
+        Ok(true)
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
@@ -175,15 +233,17 @@ impl PackWriter {
             pack.flush()?;
         }
         if pack.len >= self.store.options().pack_size_limit {
-            // Publish the full pack and start a new one with the next chunk.
-            self.publish()?;
+            // Index the full pack and start a new one with the next chunk.
+            self.make_visible()?;
+            self.checkpoint(true)?;
             self.open = None;
         }
         Ok(added)
     }
 
-    /// Makes the records put so far durable, then publishes the index that lists them.
-    fn publish(&mut self) -> Result<(), StoreError> {
+    /// Writes the records put since the last commit into the pack file and makes them visible
+    /// to readers of this process (other processes find them by walking the pack).
+    fn make_visible(&mut self) -> Result<(), StoreError> {
         let Some(pack) = self.open.as_mut() else {
             return Ok(());
         };
@@ -191,16 +251,40 @@ impl PackWriter {
             return Ok(());
         }
         pack.flush()?;
-        pack.file
-            .sync_data()
-            .map_err(|e| StoreError::io(&pack.path, e))?;
-        let mut sorted = pack.entries.clone();
-        let bytes = PackIndex::encode(&mut sorted, pack.len);
-        let idx_path = self.store.packs_dir().join(format!("{}.idx", pack.name));
-        fsio::replace_file(&idx_path, &bytes)?;
+        self.store.inner.packs.note_written(
+            &pack.name,
+            &pack.path,
+            &pack.entries[pack.committed..],
+            pack.len,
+        )?;
         pack.committed = pack.entries.len();
         pack.committed_len = pack.len;
-        self.store.publish(&pack.name)
+        pack.batch_started.get_or_insert_with(Instant::now);
+        if self.store.options().fsync != Fsync::Always {
+            self.store.mark_unflushed();
+        }
+        Ok(())
+    }
+
+    /// Checkpoints the open pack (see [`OpenPack::checkpoint`]) if `now`, or if the batch
+    /// is due; an isolated writer is always flushed at once (it replaces or caches packs).
+    fn checkpoint(&mut self, now: bool) -> Result<(), StoreError> {
+        let fsync = if self.isolated {
+            Fsync::Always
+        } else {
+            self.store.options().fsync
+        };
+        let Some(pack) = self.open.as_mut() else {
+            return Ok(());
+        };
+        let due = now
+            || fsync == Fsync::Always
+            || pack.committed_len - pack.indexed_len >= BATCH_BYTES
+            || pack.batch_started.is_some_and(|t| t.elapsed() >= BATCH_AGE);
+        if due && pack.checkpoint(fsync, &self.store.inner.unflushed)? {
+            self.store.publish(&pack.name)?;
+        }
+        Ok(())
     }
 
     /// After a failed write: forgets what was put since the last commit and retires the open
@@ -218,9 +302,12 @@ impl PackWriter {
 }
 
 impl ChunkSink for PackWriter {
+    /// Dedup: a chunk is skipped only if it is in this writer's pack, in an index, or
+    /// committed by this process; a record merely walked in another process's pack may still
+    /// be rolled back by its writer (see `packs.rs`).
     fn has_chunk(&self, id: &ChunkId) -> bool {
         self.open.as_ref().is_some_and(|p| p.ids.contains(id))
-            || (!self.isolated && self.store.has_chunk(id))
+            || (!self.isolated && self.store.inner.packs.holds(id))
     }
 
     fn put_chunk(&mut self, id: ChunkId, data: &[u8]) -> Result<u64, StoreError> {
@@ -231,7 +318,9 @@ impl ChunkSink for PackWriter {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        self.publish().inspect_err(|_| self.retire())
+        self.make_visible()
+            .and_then(|()| self.checkpoint(false))
+            .inspect_err(|_| self.retire())
     }
 
     fn rollback(&mut self) {
@@ -266,13 +355,27 @@ impl ChunkSink for PackWriter {
 impl Drop for PackWriter {
     fn drop(&mut self) {
         self.rollback();
-        let Some(pack) = self.open.take() else { return };
+        let Some(mut pack) = self.open.take() else {
+            return;
+        };
         if pack.committed == 0 {
             let _ = fs::remove_file(&pack.path);
         } else if pack.len < self.store.options().pack_size_limit && !self.isolated {
-            // Another writer of this process continues the pack; if one is kept already,
-            // this one is simply closed (it is complete and published).
+            // Another writer of this process continues the pack and its batch; if one is
+            // kept already, this one is indexed and closed.
             self.store.offer_spare(pack);
+        } else {
+            let fsync = self.store.options().fsync;
+            match pack.checkpoint(fsync, &self.store.inner.unflushed) {
+                Ok(true) => {
+                    if let Err(e) = self.store.publish(&pack.name) {
+                        tracing::error!("{e}");
+                    }
+                }
+                Ok(false) => {}
+                // Its records are written; only the index is late, and walking finds them.
+                Err(e) => tracing::error!("indexing a finished pack: {e}"),
+            }
         }
     }
 }

@@ -105,6 +105,18 @@ pub fn run(revs: &[String], repair: bool, quick: bool, quiet: bool) -> Result<Ex
         let after = check(&repo, &store, revs, quick, quiet)?;
         return Ok(after.finish(quiet, false));
     }
+    if repair {
+        // Nothing is wrong, but a writer killed before its checkpoint may have left records
+        // no index lists: readable (walked, verified), indexed now so no reader has to walk.
+        let packs = store.repair_packs(ORPHAN_AGE)?;
+        let indexed = packs.indexes_rebuilt + packs.orphans_indexed;
+        if indexed > 0 && !quiet {
+            eprintln!(
+                "repair: indexed the last records of {indexed} pack(s) whose writer stopped before indexing them ({} chunk(s))",
+                packs.chunks_recovered
+            );
+        }
+    }
     Ok(report.finish(quiet, !repair))
 }
 
@@ -286,13 +298,14 @@ fn check(
     Ok(report)
 }
 
+/// Packs (or records past an index) younger than this may still be written by another process.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Rebuilds damaged and missing indexes from the packs, drops damaged chunks and wrong
 /// manifests, then re-stores the content of broken files from intact work-tree copies
 /// (content whose BLAKE3 matches the pointer).
 fn self_repair(repo: &Repo, store: &DiskStore, report: &Report) -> Result<()> {
-    // Packs without an index younger than this may still be written by another process.
-    let orphan_age = std::time::Duration::from_secs(3600);
-    let packs = store.repair_packs(orphan_age)?;
+    let packs = store.repair_packs(ORPHAN_AGE)?;
     let dropped = store.drop_damaged()?;
     eprintln!(
         "repair: rebuilt {} index(es) and indexed {} orphan pack(s) from their records ({} chunk(s) readable again), copied {} pack(s) with a damaged header, dropped {} damaged chunk(s)",
