@@ -3,7 +3,6 @@
 //! tree, and leave a store that `fsck` passes once the fault is gone.
 #![allow(clippy::unwrap_used)] // a panic is how a test reports failure
 
-use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -410,44 +409,6 @@ fn store_listing(dir: &Path) -> Vec<(PathBuf, u64)> {
     }
     out.sort();
     out
-}
-
-/// Processes below `root` (by parent pid) whose command name is `name`.
-fn descendants_named(root: u32, name: &str) -> Vec<u32> {
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    let mut names: HashMap<u32, String> = HashMap::new();
-    for e in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let ppid = stat[close + 1..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok());
-        if let Some(ppid) = ppid {
-            children.entry(ppid).or_default().push(pid);
-            names.insert(pid, stat[open + 1..close].to_owned());
-        }
-    }
-    let (mut found, mut todo, mut seen) = (Vec::new(), vec![root], HashSet::new());
-    while let Some(p) = todo.pop() {
-        for &c in children.get(&p).into_iter().flatten() {
-            if seen.insert(c) {
-                if names.get(&c).is_some_and(|n| n == name) {
-                    found.push(c);
-                }
-                todo.push(c);
-            }
-        }
-    }
-    found
 }
 
 // 15. The filter is killed with SIGKILL in the middle of storing a large file: the store

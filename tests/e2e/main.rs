@@ -12,6 +12,7 @@ mod first_hour;
 mod gitoxide;
 mod integrity;
 mod interrupt;
+mod many_files;
 mod media;
 mod memory;
 mod migrate;

@@ -7,6 +7,7 @@
 //! both streams when they fail.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // helpers panic to fail the test
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
@@ -252,4 +253,42 @@ pub fn pointer_id(env: &Env, dir: &Path, rev_path: &str) -> String {
         .find_map(|l| l.strip_prefix("blake3 "))
         .unwrap_or_else(|| panic!("{rev_path} is not a pointer:\n{text}"))
         .to_owned()
+}
+
+/// Processes below `root` (by parent pid) whose command name is `name`.
+pub fn descendants_named(root: u32, name: &str) -> Vec<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut names: HashMap<u32, String> = HashMap::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok());
+        if let Some(ppid) = ppid {
+            children.entry(ppid).or_default().push(pid);
+            names.insert(pid, stat[open + 1..close].to_owned());
+        }
+    }
+    let (mut found, mut todo, mut seen) = (Vec::new(), vec![root], HashSet::new());
+    while let Some(p) = todo.pop() {
+        for &c in children.get(&p).into_iter().flatten() {
+            if seen.insert(c) {
+                if names.get(&c).is_some_and(|n| n == name) {
+                    found.push(c);
+                }
+                todo.push(c);
+            }
+        }
+    }
+    found
 }
