@@ -10,11 +10,15 @@
 //! clones with Dits over QUIC and over TLS over TCP, alternating, side by side (see
 //! `transport.rs`). `dits-bench migrate ...` rewrites one seeded history with `git dits
 //! migrate import` and with `git lfs migrate import`, alternating (see `migrate.rs`).
+//! `dits-bench files ...` times add, commit, status, switch and checkout of thousands of
+//! files with Dits and with Git LFS, alternating (see `files.rs`).
 
 mod args;
 mod cases;
 mod content;
 mod dits_serve;
+mod files;
+mod files_report;
 mod giftless;
 mod media;
 mod media_add;
@@ -44,6 +48,7 @@ usage: dits-bench [--size-mib N] [--repeat K] [--dir DIR] [--out FILE]
        dits-bench media --help    (MP4 edits and add throughput: MP4-aware vs plain CDC vs Git LFS)
        dits-bench transport --help  (push and clone over QUIC vs TLS over TCP, alternating)
        dits-bench migrate --help    (rewriting a history: git dits vs git lfs migrate import)
+       dits-bench files --help      (many files: add, status, switch, checkout; Dits vs Git LFS)
 
   --size-mib N    size of the seeded file (default 1024)
   --repeat K      run each headline operation K times and report the median (default 1)
@@ -222,6 +227,8 @@ fn main() -> ExitCode {
         transport::run(args.skip(1))
     } else if args.peek().is_some_and(|a| a == "migrate") {
         migrate::run(args.skip(1))
+    } else if args.peek().is_some_and(|a| a == "files") {
+        files::run(args.skip(1))
     } else {
         run()
     };
