@@ -182,12 +182,17 @@ impl<R: Read> BlockReader<R> {
         if block.data.capacity() < self.block_size {
             block.data.reserve_exact(self.block_size - block.data.len());
         }
-        // Zero-fill once per block, then let reads land in place: filling on every read
-        // would cost a 4 MiB memset per 64 KiB pkt-line.
+        // Reads land in place in a zero-filled region that doubles as it fills: a 4 MiB fill
+        // per 64 KiB pkt-line would dominate a large file, and one per block a small one
+        // (thousands of 50 KiB files would each zero 4 MiB).
         let mut filled = block.data.len();
-        block.data.resize(self.block_size, 0);
+        let mut zeroed = filled;
         while !self.eof && filled < self.block_size {
-            match self.reader.read(&mut block.data[filled..]) {
+            if filled == zeroed {
+                zeroed = (2 * zeroed).clamp(64 << 10, self.block_size);
+                block.data.resize(zeroed, 0);
+            }
+            match self.reader.read(&mut block.data[filled..zeroed]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
                     filled += n;

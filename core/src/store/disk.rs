@@ -90,6 +90,9 @@ pub(crate) struct Inner {
     /// A writer's open pack, handed to the next writer in this process, so a filter cleaning
     /// a thousand small files appends to one pack instead of creating a thousand.
     spare: Mutex<Option<super::writer::OpenPack>>,
+    /// A finished writer's zstd contexts, for the next: creating them costs more than
+    /// compressing a small file.
+    pub spare_compressor: Mutex<Option<super::compress::Compressor>>,
     /// Something was written that a [`Fsync::Batch`] flush has not covered yet.
     pub unflushed: std::sync::atomic::AtomicBool,
 }
@@ -191,6 +194,7 @@ impl DiskStore {
                 root,
                 options,
                 spare: Mutex::new(None),
+                spare_compressor: Mutex::new(None),
                 unflushed: std::sync::atomic::AtomicBool::new(false),
             }),
         }

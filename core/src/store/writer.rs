@@ -177,10 +177,18 @@ impl PackWriter {
 
     fn with(store: &DiskStore, open: Option<OpenPack>, isolated: bool) -> Result<Self, StoreError> {
         let level = store.options().compression_level;
-        let compressor = if level > 0 {
-            Some(Compressor::new(level).map_err(|e| StoreError::io(store.root(), e))?)
-        } else {
-            None
+        let kept = store
+            .inner
+            .spare_compressor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let compressor = match kept {
+            Some(c) => Some(c),
+            None if level > 0 => {
+                Some(Compressor::new(level).map_err(|e| StoreError::io(store.root(), e))?)
+            }
+            None => None,
         };
         Ok(PackWriter {
             store: store.clone(),
@@ -355,6 +363,14 @@ impl ChunkSink for PackWriter {
 impl Drop for PackWriter {
     fn drop(&mut self) {
         self.rollback();
+        if let Some(c) = self.compressor.take() {
+            *self
+                .store
+                .inner
+                .spare_compressor
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(c);
+        }
         let Some(mut pack) = self.open.take() else {
             return;
         };
