@@ -306,6 +306,18 @@ pub struct FetchedAll {
     pub missing: Vec<(Pointer, Vec<String>)>,
 }
 
+impl FetchedAll {
+    /// Why `pointer`'s file could not be had, in one line, from what the sources said of it
+    /// (one of [`FetchedAll::missing`]).
+    pub fn reason(pointer: &Pointer, said: &[String]) -> String {
+        if said.is_empty() {
+            format!("no source has file {}", pointer.id)
+        } else {
+            said.join("; ")
+        }
+    }
+}
+
 /// Makes every file `pointers` name complete in `local`, asking the sources in order, each
 /// only for what the ones before it could not provide.
 pub fn fetch_all(

@@ -13,11 +13,11 @@ use std::thread::JoinHandle;
 use dits_core::progress::Silent;
 use dits_core::source::ContentSource;
 use dits_core::store::DiskStore;
-use dits_core::transfer::{ensure_local, ensure_prepared};
+use dits_core::transfer::{ensure_local, ensure_prepared, fetch_all, FetchedAll};
 use dits_core::worktree::Prepared;
 use dits_core::Pointer;
 
-use crate::meter::{FileMeter, Meter};
+use crate::meter::{BatchMeter, FileMeter, Meter};
 
 #[derive(Default)]
 struct State {
@@ -66,51 +66,27 @@ impl Delayer {
                     Arc::clone(&store),
                     Arc::clone(&sources),
                 );
-                std::thread::spawn(move || loop {
-                    let job = rx.recv();
-                    let Ok(Job {
-                        path,
-                        pointer,
-                        prepare,
-                        meter,
-                    }) = job
-                    else {
-                        return;
-                    };
-                    let (prepared, result) = if prepare {
-                        match ensure_prepared(&store, &sources, &pointer, &store.tmp_dir(), &meter)
-                        {
-                            Ok(p) => (Some(p), Ok(())),
-                            // The content may have arrived even so (only writing the temp
-                            // file failed): then it is written from the store at the end.
-                            Err(e) => match ensure_local(&store, &[], &pointer, &Silent) {
-                                Ok(_) => {
-                                    tracing::debug!(
-                                        "{}: written from the store later: {e}",
-                                        pointer.id
-                                    );
-                                    (None, Ok(()))
-                                }
-                                Err(_) => (None, Err(e)),
-                            },
+                std::thread::spawn(move || {
+                    let mut held = None;
+                    while let Some(batch) = next_batch(&rx, &mut held) {
+                        let results = match &batch[..] {
+                            [one] if one.prepare => vec![fetch_prepared(&store, &sources, one)],
+                            jobs => fetch_batch(&store, &sources, jobs),
+                        };
+                        let mut s = lock(&state);
+                        for (job, (prepared, result)) in batch.into_iter().zip(results) {
+                            job.meter.done(result.is_ok());
+                            s.pending -= 1;
+                            if let Err(e) = result {
+                                s.failed.insert(job.path.clone(), e);
+                            }
+                            if let Some(p) = prepared {
+                                s.prepared.insert(job.path.clone(), p);
+                            }
+                            s.ready.push(job.path);
                         }
-                    } else {
-                        (
-                            None,
-                            ensure_local(&store, &sources, &pointer, &meter).map(drop),
-                        )
-                    };
-                    meter.done(result.is_ok());
-                    let mut s = lock(&state);
-                    s.pending -= 1;
-                    if let Err(e) = result {
-                        s.failed.insert(path.clone(), e.to_string());
+                        state.1.notify_all();
                     }
-                    if let Some(p) = prepared {
-                        s.prepared.insert(path.clone(), p);
-                    }
-                    s.ready.push(path);
-                    state.1.notify_all();
                 })
             })
             .collect();
@@ -180,11 +156,124 @@ impl Delayer {
     }
 }
 
+/// Small files are fetched together: one request for all their manifests and one stream of
+/// their chunks instead of three round trips per file. A batch is what has queued up while the
+/// worker was busy, so a burst of smudges from git becomes a few large requests.
+const BATCH_FILES: usize = 512;
+const BATCH_BYTES: u64 = 64 << 20;
+
+/// The next job to run alone (a file written while it is fetched), or the small files queued
+/// now, up to [`BATCH_FILES`] or [`BATCH_BYTES`]. A large file met on the way is `held` for
+/// the next call. `None` once the queue is closed and drained.
+fn next_batch(rx: &crossbeam_channel::Receiver<Job>, held: &mut Option<Job>) -> Option<Vec<Job>> {
+    let first = match held.take() {
+        Some(job) => job,
+        None => rx.recv().ok()?,
+    };
+    if first.prepare {
+        return Some(vec![first]);
+    }
+    let mut bytes = first.pointer.size;
+    let mut batch = vec![first];
+    while batch.len() < BATCH_FILES && bytes < BATCH_BYTES {
+        match rx.try_recv() {
+            Ok(job) if job.prepare => {
+                *held = Some(job);
+                break;
+            }
+            Ok(job) => {
+                bytes += job.pointer.size;
+                batch.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// A large file, fetched alone and written into a temp file on the way.
+fn fetch_prepared(
+    store: &DiskStore,
+    sources: &[Arc<dyn ContentSource>],
+    job: &Job,
+) -> (Option<Prepared>, Result<(), String>) {
+    let pointer = &job.pointer;
+    match ensure_prepared(store, sources, pointer, &store.tmp_dir(), &job.meter) {
+        Ok(p) => (Some(p), Ok(())),
+        // The content may have arrived even so (only writing the temp file failed): then it
+        // is written from the store at the end.
+        Err(e) => match ensure_local(store, &[], pointer, &Silent) {
+            Ok(_) => {
+                tracing::debug!("{}: written from the store later: {e}", pointer.id);
+                (None, Ok(()))
+            }
+            Err(_) => (None, Err(e.to_string())),
+        },
+    }
+}
+
+/// Small files, fetched together.
+fn fetch_batch(
+    store: &DiskStore,
+    sources: &[Arc<dyn ContentSource>],
+    jobs: &[Job],
+) -> Vec<(Option<Prepared>, Result<(), String>)> {
+    let pointers: Vec<Pointer> = jobs.iter().map(|j| j.pointer).collect();
+    let meters: Vec<&FileMeter> = jobs.iter().map(|j| &j.meter).collect();
+    let got = fetch_all(store, sources, &pointers, &BatchMeter::new(&meters));
+    let missing: HashMap<_, _> = got
+        .missing
+        .into_iter()
+        .map(|(p, why)| (p.id, why))
+        .collect();
+    pointers
+        .iter()
+        .map(|p| match missing.get(&p.id) {
+            Some(why) => (None, Err(FetchedAll::reason(p, why))),
+            None => (None, Ok(())),
+        })
+        .collect()
+}
+
 impl Drop for Delayer {
     fn drop(&mut self) {
         self.jobs.take();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small files queued together make one batch; a large one ends the batch and runs alone
+    /// next, and what follows it starts the next batch.
+    #[test]
+    fn queued_small_files_batch_and_a_large_one_runs_alone() {
+        let meter = Meter::new();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let job = |name: &str, prepare: bool| Job {
+            path: name.as_bytes().to_vec(),
+            pointer: Pointer::new(dits_core::FileId::of(name.as_bytes()), 10),
+            prepare,
+            meter: meter.add(10),
+        };
+        for (name, large) in [("a", false), ("b", false), ("big", true), ("c", false)] {
+            tx.send(job(name, large)).expect("queued");
+        }
+        drop(tx);
+        let mut held = None;
+        let mut rounds = Vec::new();
+        while let Some(batch) = next_batch(&rx, &mut held) {
+            rounds.push(
+                batch
+                    .iter()
+                    .map(|j| String::from_utf8_lossy(&j.path).into_owned())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(rounds, [vec!["a", "b"], vec!["big"], vec!["c"]]);
     }
 }

@@ -63,6 +63,45 @@ impl FileMeter {
     }
 }
 
+/// The files of a batch fetched together: bytes are counted against each file in turn, up to
+/// its size (the transfer reports bytes, not which file they belong to).
+pub struct BatchMeter<'a> {
+    files: &'a [&'a FileMeter],
+    at: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> BatchMeter<'a> {
+    pub fn new(files: &'a [&'a FileMeter]) -> Self {
+        BatchMeter {
+            files,
+            at: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Progress for BatchMeter<'_> {
+    fn inc(&self, mut delta: u64) {
+        while delta > 0 {
+            let i = self.at.load(Ordering::Relaxed);
+            let Some(f) = self.files.get(i) else {
+                // More than the files hold (chunks sent again): counted as fetched only.
+                if let Some(last) = self.files.last() {
+                    last.inc(delta);
+                }
+                return;
+            };
+            let room = f.size.saturating_sub(f.counted.load(Ordering::Relaxed));
+            if room == 0 {
+                self.at.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let take = delta.min(room);
+            f.inc(take);
+            delta -= take;
+        }
+    }
+}
+
 const REDRAW: Duration = Duration::from_millis(250);
 /// Downloads quicker than this are not worth a line on a terminal.
 const QUIET_FOR: Duration = Duration::from_millis(500);

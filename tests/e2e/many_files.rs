@@ -222,3 +222,33 @@ fn filter_killed_after_git_wrote_its_index_loses_nothing() {
     assert_tree(&repo, &want);
     env.assert_clean(&repo);
 }
+
+/// Thousands of small files pushed to a real server and cloned back: every byte right, the
+/// clone clean, and the clone's downloads batched across files (a request per file would be
+/// at least one `get` per file in the server's transfer log).
+#[test]
+fn thousands_of_files_push_and_clone_in_batches() {
+    let env = Env::new();
+    let (server, _) = env.logged_in_server("srv");
+    let repo = env.repo("a", &["*.bin"]);
+    env.commit_all(&repo, "track");
+    let want = write_tree(&repo, 1_500, 40);
+    env.commit_all(&repo, "1500 files");
+    let url = server.url("team/film");
+    env.git(&repo, &["remote", "add", "origin", &url]);
+    env.git(&repo, &["push", "-q", "-u", "origin", "main"]);
+
+    let gets = |log: &str| log.lines().filter(|l| l.contains(" op=get ")).count();
+    let before = gets(&server.transfer_log());
+    env.git(env.tmp.path(), &["clone", "-q", &url, "b"]);
+    let clone = env.path("b");
+    assert_tree(&clone, &want);
+    env.assert_clean(&clone);
+    let requests = gets(&server.transfer_log()) - before;
+    assert!(
+        requests > 0 && requests < want.len() / 5,
+        "{requests} chunk requests for {} files",
+        want.len()
+    );
+    assert_store_backs_everything(&env, &clone);
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use bstr::ByteSlice;
 use dits_core::progress::Progress;
-use dits_core::transfer::fetch_all;
+use dits_core::transfer::{fetch_all, FetchedAll};
 use dits_core::worktree::stat_record;
 use dits_core::worktree::{hydrate_file, read_pointer_file, Hydrated};
 use dits_core::{FileId, Pointer};
@@ -80,12 +80,7 @@ pub fn write(repo: &Repo, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> {
             let rel = path.strip_prefix(&work_tree).unwrap_or(path);
             let shown = rel.display().to_string();
             if let Some(why) = unavailable.get(&pointer.id) {
-                let why = if why.is_empty() {
-                    format!("no source has file {}", pointer.id)
-                } else {
-                    why.join("; ")
-                };
-                failed.push((shown, why));
+                failed.push((shown, FetchedAll::reason(pointer, why)));
                 bar.inc(pointer.size);
                 continue;
             }
