@@ -1,9 +1,9 @@
 //! `dits-bench files`: a studio-sized tree of many tracked files, Dits against Git LFS in the
 //! same run. Each run makes a fresh repository per tool from the same seeded tree and times
-//! the everyday operations on it: `git add`, `git commit`, `git status` (clean, after a `touch`
-//! of every file, and again), `git switch` to a branch where a tenth of the files changed, and
-//! `git checkout -- .` after removing every file. Tools alternate within a run and swap order
-//! between runs; medians are reported. Every result is checked: status must be empty (no
+//! the everyday operations on them: `git add`, `git commit`, `git status` (clean, after a
+//! `touch` of every file, and again), `git switch` to a branch where a tenth of the files
+//! changed, and `git checkout -- .` after removing every file. Each step is done for one tool
+//! and then for the other, the order swapped between runs; medians are reported. Every result is checked: status must be empty (no
 //! phantom modifications) and the files after switch and checkout must hash as written.
 
 use std::collections::BTreeMap;
@@ -166,80 +166,123 @@ fn check_clean(m: &Measured, tool: Tool, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn trial(
+/// One tool's repository in a run, and what its steps measured so far.
+struct Side {
+    tool: Tool,
+    repo: PathBuf,
+    trial: Trial,
+}
+
+/// One run: both tools' repositories made from the same tree, then every step done for one
+/// tool and at once for the other (in `order`), so both meet the same state of the machine
+/// (the file system's inode tables after the previous run's deletions weigh on `git add` and
+/// checkout alike).
+fn run_once(
     runner: &Runner,
     work: &Path,
     source: &Path,
     files: &[(PathBuf, blake3::Hash)],
-    tool: Tool,
+    order: [Tool; 2],
     run: usize,
-) -> Result<Trial> {
-    let repo = work.join(format!("{}-{run}", tool.slug()));
-    tool.init(runner, &repo, &["*.bin"])?;
-    link_tree(source, &repo, files)?;
-    let git = |args: &[&str]| runner.git_command(&repo, args);
-    let mut steps = Vec::new();
-    let mut timed = |args: &[&str]| -> Result<Measured> {
+) -> Result<Vec<Trial>> {
+    let mut sides = Vec::new();
+    for tool in order {
+        let repo = work.join(format!("{}-{run}", tool.slug()));
+        tool.init(runner, &repo, &["*.bin"])?;
+        link_tree(source, &repo, files)?;
+        sides.push(Side {
+            tool,
+            repo,
+            trial: Trial {
+                tool,
+                steps: Vec::new(),
+                store_bytes: 0,
+            },
+        });
+    }
+    let timed = |side: &mut Side, args: &[&str]| -> Result<Measured> {
         proc::sync()?;
-        let m = proc::measure(git(args))?;
-        steps.push(m.clone());
+        let m = proc::measure(runner.git_command(&side.repo, args))?;
+        side.trial.steps.push(m.clone());
         Ok(m)
     };
-    timed(&["add", "-A"])?;
-    let store_bytes = content::dir_bytes(&repo.join(tool.store_dir()))?;
-    timed(&["commit", "-q", "-m", "assets"])?;
-    let clean = timed(&["status", "--porcelain"])?;
-    check_clean(&clean, tool, "status after commit")?;
-    for (rel, _) in files {
-        let f = fs::File::options()
-            .write(true)
-            .open(repo.join(rel))
-            .with_context(|| format!("touching {}", rel.display()))?;
-        f.set_modified(std::time::SystemTime::now())
-            .with_context(|| format!("touching {}", rel.display()))?;
+    for side in &mut sides {
+        timed(side, &["add", "-A"])?;
+        side.trial.store_bytes = content::dir_bytes(&side.repo.join(side.tool.store_dir()))?;
     }
-    let touched = timed(&["status", "--porcelain"])?;
-    check_clean(&touched, tool, "status after touching every file")?;
-    let again = timed(&["status", "--porcelain"])?;
-    check_clean(&again, tool, "status run again")?;
+    for side in &mut sides {
+        timed(side, &["commit", "-q", "-m", "assets"])?;
+    }
+    for side in &mut sides {
+        let clean = timed(side, &["status", "--porcelain"])?;
+        check_clean(&clean, side.tool, "status after commit")?;
+    }
+    for side in &mut sides {
+        for (rel, _) in files {
+            let f = fs::File::options()
+                .write(true)
+                .open(side.repo.join(rel))
+                .with_context(|| format!("touching {}", rel.display()))?;
+            f.set_modified(std::time::SystemTime::now())
+                .with_context(|| format!("touching {}", rel.display()))?;
+        }
+    }
+    for side in &mut sides {
+        let touched = timed(side, &["status", "--porcelain"])?;
+        check_clean(&touched, side.tool, "status after touching every file")?;
+    }
+    for side in &mut sides {
+        let again = timed(side, &["status", "--porcelain"])?;
+        check_clean(&again, side.tool, "status run again")?;
+    }
 
     // A branch on which every tenth file changed (untimed), then the switch to it.
     let base: BTreeMap<PathBuf, blake3::Hash> = files.iter().cloned().collect();
     let mut edited = base.clone();
-    runner.git(&repo, &["switch", "-q", "-c", "edit"])?;
     for (i, (rel, _)) in files.iter().enumerate().filter(|(i, _)| i % 10 == 0) {
-        let path = repo.join(rel);
-        // Unlink first: the file is a hard link to the shared source tree.
-        fs::remove_file(&path).with_context(|| format!("replacing {}", path.display()))?;
-        content::create_seeded(
-            &path,
-            &format!("edit-{i}"),
-            20_000 + (i as u64 % 50) * 1_000,
-        )?;
-        edited.insert(rel.clone(), content::hash_file(&path)?);
-    }
-    runner.git(&repo, &["commit", "-q", "-a", "-m", "a tenth changed"])?;
-    runner.git(&repo, &["switch", "-q", "main"])?;
-    check_tree(&repo, &base, "switch back to main")?;
-    timed(&["switch", "-q", "edit"])?;
-    check_tree(&repo, &edited, "switch to the edited branch")?;
-
-    for entry in fs::read_dir(&repo).with_context(|| format!("listing {}", repo.display()))? {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with('d') && entry.path().is_dir() {
-            fs::remove_dir_all(entry.path())?;
+        let mut hash = None;
+        for side in &sides {
+            let path = side.repo.join(rel);
+            // Unlink first: the file is a hard link to the shared source tree.
+            fs::remove_file(&path).with_context(|| format!("replacing {}", path.display()))?;
+            let len = 20_000 + (i as u64 % 50) * 1_000;
+            content::create_seeded(&path, &format!("edit-{i}"), len)?;
+            hash = Some(content::hash_file(&path)?);
+        }
+        if let Some(h) = hash {
+            edited.insert(rel.clone(), h);
         }
     }
-    timed(&["checkout", "--", "."])?;
-    check_tree(&repo, &edited, "checkout after rm")?;
-    let after = proc::measure(git(&["status", "--porcelain"]))?;
-    check_clean(&after, tool, "status after checkout")?;
-    fs::remove_dir_all(&repo).with_context(|| format!("removing {}", repo.display()))?;
-    Ok(Trial {
-        tool,
-        steps,
-        store_bytes,
-    })
+    for side in &sides {
+        runner.git(&side.repo, &["switch", "-q", "-c", "edit"])?;
+        runner.git(&side.repo, &["commit", "-q", "-a", "-m", "a tenth changed"])?;
+        runner.git(&side.repo, &["switch", "-q", "main"])?;
+        check_tree(&side.repo, &base, "switch back to main")?;
+    }
+    for side in &mut sides {
+        timed(side, &["switch", "-q", "edit"])?;
+        check_tree(&side.repo, &edited, "switch to the edited branch")?;
+    }
+
+    for side in &sides {
+        let entries =
+            fs::read_dir(&side.repo).with_context(|| format!("listing {}", side.repo.display()))?;
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with('d') && entry.path().is_dir() {
+                fs::remove_dir_all(entry.path())?;
+            }
+        }
+    }
+    for side in &mut sides {
+        timed(side, &["checkout", "--", "."])?;
+        check_tree(&side.repo, &edited, "checkout after rm")?;
+        let after = proc::measure(runner.git_command(&side.repo, &["status", "--porcelain"]))?;
+        check_clean(&after, side.tool, "status after checkout")?;
+    }
+    // The repositories stay until the scratch directory goes: thousands of deleted inodes
+    // make ext4 slow to allocate new ones for a while, which would weigh on the next run.
+    Ok(sides.into_iter().map(|s| s.trial).collect())
 }
 
 pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
@@ -251,8 +294,8 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
         .clone()
         .unwrap_or_else(|| ws.join("target/release"));
     let parent = a.common.dir.clone().unwrap_or_else(|| ws.join("target"));
-    // The source tree, one trial's work tree, its store and git's copy of the edits.
-    let need = 3 * a.files as u64 * a.max + 512 * content::MIB;
+    // The source tree, and per run and tool a work tree, a store and git's copy of the edits.
+    let need = (1 + 3 * 2 * a.runs as u64) * a.files as u64 * a.max + 512 * content::MIB;
     let scratch = crate::scratch_dir(&parent, need, "dits-bench-files-")?;
     let work = scratch.path().to_path_buf();
     let bin = crate::snapshot_bins(&dits_bin, &work, &["git-dits", "dits-filter"])?;
@@ -271,10 +314,8 @@ pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
         } else {
             [Tool::Lfs, Tool::Dits]
         };
-        for tool in order {
-            eprintln!("run {}/{}: {}", run + 1, a.runs, tool.name());
-            trials.push(trial(&runner, &work, &source, &files, tool, run)?);
-        }
+        eprintln!("run {}/{}", run + 1, a.runs);
+        trials.extend(run_once(&runner, &work, &source, &files, order, run)?);
     }
     let results = Results {
         files: a.files,

@@ -25,7 +25,7 @@ pub fn render(machine: &[(String, String)], r: &Results) -> String {
     let _ = writeln!(
         s,
         "{} files of {}–{} in nested folders ({} in all), tracked by Dits and by Git LFS; \
-         {} run(s) per tool, alternating, order swapped each run; medians of wall time.\n",
+         {} run(s); in each, both repositories side by side and every step done for one tool then the other, order swapped each run; medians of wall time.\n",
         r.files,
         report::bytes(r.min),
         report::bytes(r.max),
