@@ -7,7 +7,8 @@
 //! - [`store`]: the crash-safe, multi-writer chunk store in `.git/dits`.
 //! - [`ingest`] / [`reader`] / [`worktree`]: clean, smudge, and writing work-tree files;
 //!   [`rebuild`]: the one check of rebuilt content against its id.
-//! - [`source`] / [`transfer`]: where missing content comes from, and fetching it.
+//! - [`source`] / [`transfer`]: where missing content comes from, and fetching it;
+//!   [`path_filter`]: which files a partial fetch wants.
 
 pub mod chunker;
 #[doc(hidden)]
@@ -18,6 +19,7 @@ pub mod ingest_media;
 pub mod lfs;
 pub mod manifest;
 pub mod media;
+pub mod path_filter;
 pub mod pktline;
 pub mod pointer;
 pub mod progress;
@@ -34,4 +36,5 @@ pub mod worktree;
 
 pub use id::{ChunkId, FileId};
 pub use manifest::Manifest;
+pub use path_filter::PathFilter;
 pub use pointer::Pointer;

@@ -16,6 +16,7 @@ use dits_core::source::ContentSource;
 use dits_core::store::{ChunkSource, DiskStore, StoreError, StoreOptions};
 use dits_core::transfer::ensure_local;
 use dits_core::worktree::{hydrate_file, stat_record, Hydrated, Prepared};
+use dits_core::PathFilter;
 
 use crate::deferred::Journal;
 use crate::delay::Delayer;
@@ -44,6 +45,9 @@ pub struct FilterConfig {
     /// `dits.skipDownloadErrors`: a file whose content cannot be had is left as its pointer
     /// (and listed at the end) instead of failing the checkout.
     pub skip_download_errors: bool,
+    /// `dits.fetchInclude` / `dits.fetchExclude`: files whose content is not here already are
+    /// downloaded only if wanted; the others stay pointers (and are counted at the end).
+    pub fetch: PathFilter,
 }
 
 /// Sources of missing content, each opened (or connected) only when first asked.
@@ -73,6 +77,8 @@ pub struct DitsHandler {
     unavailable: Vec<(String, String)>,
     /// Tracked paths whose blob is ordinary content, not a pointer.
     raw_blobs: Vec<String>,
+    /// Files left as pointers because the fetch filter does not want them.
+    left_out: usize,
 }
 
 impl DitsHandler {
@@ -88,6 +94,7 @@ impl DitsHandler {
             hydrated: Vec::new(),
             unavailable: Vec::new(),
             raw_blobs: Vec::new(),
+            left_out: 0,
         })
     }
 
@@ -222,6 +229,12 @@ impl DitsHandler {
             // A manifest that does not fit the pointer (or does not decode) is never used.
             Err(e) => return Err(Failure::Error(format!("{path}: {e}"))),
         };
+        // A partial fetch downloads only what it wants; content that is here is written
+        // whatever the filter says (a file pulled once stays written).
+        if local.is_none() && redelivery.is_none() && !self.config.fetch.wants(&req.pathname) {
+            self.left_out += 1;
+            return Ok(pointer_text());
+        }
         // Only a checkout writes into the work tree, and only git's checkout offers to delay
         // (and asks again, without the offer, for what it delayed): every other caller (`git
         // archive`, `cat-file --filters`, `checkout-index --prefix`, a diff of a temp copy)
@@ -451,6 +464,13 @@ impl Handler for DitsHandler {
         }
         if self.config.skip_download_errors && !self.unavailable.is_empty() {
             eprintln!("{}", summary(&self.unavailable, true));
+        }
+        if self.left_out > 0 {
+            eprintln!(
+                "dits: {} file(s) left as pointers by {}; hint: `git dits pull PATH` downloads them, `git dits status` lists them",
+                std::mem::take(&mut self.left_out),
+                self.config.fetch.describe()
+            );
         }
         // The last batch of cleaned files: flushed and indexed now, while an error can still
         // be reported (their records are written already, so a kill cannot lose them).

@@ -88,6 +88,36 @@ pub struct Selection {
     pub refs: Vec<String>,
 }
 
+/// Which files a download wants, instead of `dits.fetchInclude` / `dits.fetchExclude`
+/// (comma-separated gitignore-style patterns: `*.mp4`, `footage/day1/*`, `textures/`).
+#[derive(Debug, Clone, Args)]
+pub struct FetchPatterns {
+    /// Only files matching these patterns (default: dits.fetchInclude, else every file).
+    #[arg(long, short = 'I', value_name = "PATTERNS")]
+    pub include: Option<String>,
+    /// Not files matching these patterns (default: dits.fetchExclude).
+    #[arg(long, short = 'X', value_name = "PATTERNS")]
+    pub exclude: Option<String>,
+}
+
+impl FetchPatterns {
+    /// Whether either flag was given (then it applies even to named paths).
+    pub fn given(&self) -> bool {
+        self.include.is_some() || self.exclude.is_some()
+    }
+
+    /// The filter these flags give, or the configured one if neither is given.
+    pub fn resolve(&self, repo: &crate::repo::Repo) -> anyhow::Result<dits_core::PathFilter> {
+        if self.include.is_none() && self.exclude.is_none() {
+            return repo.fetch_filter();
+        }
+        Ok(dits_core::PathFilter::new(
+            self.include.as_deref().unwrap_or(""),
+            self.exclude.as_deref().unwrap_or(""),
+        ))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MigrateAction {
     /// Rewrite history so LFS pointers and matching blobs become Dits pointers.
@@ -214,12 +244,15 @@ pub enum Cmd {
     /// server, all files in one request). Also tells git's index the real size of files Dits
     /// wrote that it does not know yet (after a rebase, or a checkout by gitoxide).
     Checkout {
-        /// Only the files these git pathspecs match (globs like '*.mp4', directories).
+        /// Only the files these git pathspecs match (globs like '*.mp4', directories); without
+        /// them, the files a partial fetch wants (see --include).
         #[arg(value_name = "PATHSPEC")]
         paths: Vec<String>,
         /// Only the files a filter left for later (what the hooks run).
         #[arg(long)]
         deferred: bool,
+        #[command(flatten)]
+        patterns: FetchPatterns,
     },
     /// Print the content of a tracked file at a revision (REV:PATH, or :PATH for the index).
     Cat {
@@ -247,6 +280,8 @@ pub enum Cmd {
         /// Revisions whose tracked files to download (default: HEAD).
         #[arg(value_name = "REF")]
         refs: Vec<String>,
+        #[command(flatten)]
+        patterns: FetchPatterns,
     },
     /// Download the content of tracked files in the work tree (all, or under PATHs) and write
     /// the files that are still pointers (after `GIT_DITS_SKIP_SMUDGE=1 git clone`).
@@ -255,9 +290,12 @@ pub enum Cmd {
         #[arg(long)]
         remote: Option<String>,
         /// Only the files these git pathspecs match (globs like '*.mp4' or 'footage/b*',
-        /// directories); a pathspec that matches nothing is an error.
+        /// directories); a pathspec that matches nothing is an error. Without them, the files
+        /// a partial fetch wants (see --include).
         #[arg(value_name = "PATHSPEC")]
         paths: Vec<String>,
+        #[command(flatten)]
+        patterns: FetchPatterns,
     },
     /// Drop local copies of content the Dits server has (keeps a clone near 1x its size).
     ///

@@ -37,29 +37,18 @@ fn remote_names(repo: &Repo) -> Vec<String> {
     names
 }
 
-/// `dits.url` from git config, else from `.ditsconfig` (committed at HEAD, or in the work
-/// tree before it is committed).
+/// `dits.url` from git config, else from `.ditsconfig` (see [`Repo::shared_setting`]).
 pub fn configured_url(repo: &Repo) -> Result<Option<(String, &'static str)>> {
-    if let Some(v) = repo.repo.config_snapshot().string("dits.url") {
-        return Ok(Some((v.to_string(), "dits.url")));
-    }
-    let from = |args: &[&str]| -> Option<String> {
-        let out = crate::git::git(args).optional().ok()??;
-        Some(String::from_utf8_lossy(&out).trim().to_owned()).filter(|s| !s.is_empty())
-    };
-    if let Some(v) = from(&["config", "--blob", "HEAD:.ditsconfig", "--get", "dits.url"]) {
-        return Ok(Some((v, ".ditsconfig")));
-    }
-    if let Ok(wt) = repo.work_tree() {
-        let file = wt.join(".ditsconfig");
-        if file.is_file() {
-            let path = file.display().to_string();
-            if let Some(v) = from(&["config", "-f", &path, "--get", "dits.url"]) {
-                return Ok(Some((v, ".ditsconfig")));
-            }
-        }
-    }
-    Ok(None)
+    Ok(repo.shared_setting("dits.url").map(|(v, from)| {
+        (
+            v,
+            if from == "git config" {
+                "dits.url"
+            } else {
+                from
+            },
+        )
+    }))
 }
 
 /// The Dits server for `remote` (a Git remote name), or for the repository if `None`: the

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use dits_core::source::{ContentSource, LocalSource};
 use dits_core::store::{DiskStore, Fsync, StoreOptions};
+use dits_core::PathFilter;
 use git_remote_dits::client::{NetSettings, RemoteSource};
 
 /// Settings from `git config` (and the environment), with their defaults.
@@ -35,6 +36,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("dits.skipDownloadErrors", "false", "when content cannot be downloaded, leave the pointer and carry on instead of failing the checkout (like lfs.skipdownloaderrors)"),
     ("dits.autoHooks", "true", "the filter puts Dits's hooks (pre-push, post-checkout, post-merge) into a repository that lacks them, never over another tool's hook"),
     ("dits.url", "", "the Dits server of a repository on an ordinary Git host (also in a committed .ditsconfig)"),
+    ("dits.fetchInclude", "", "partial fetch: only files matching these comma-separated gitignore-style patterns are downloaded by clone, checkout, fetch and pull; the rest stay pointers (also in .ditsconfig)"),
+    ("dits.fetchExclude", "", "partial fetch: files matching these patterns are not downloaded (also in .ditsconfig)"),
     ("dits.mount.cacheSize", "0", "bytes of fetched chunks `git dits mount` keeps; past it the oldest are dropped (0 = no bound)"),
     ("dits.timeout", "30", "seconds a silent Dits server is waited for before a transfer fails (and can be resumed)"),
     ("dits.credentialCache", "900", "seconds a token typed at the prompt stays in git's in-memory credential cache (git credential-cache), so one command asks once; 0: never"),
@@ -186,6 +189,37 @@ impl Repo {
             mp4: cfg.boolean("dits.mp4").unwrap_or(true),
             skip_download_errors: cfg.boolean("dits.skipDownloadErrors").unwrap_or(false),
         })
+    }
+
+    /// A `dits.*` setting from git config, else from `.ditsconfig` (committed at HEAD, or in
+    /// the work tree before it is committed), with where it came from: settings a team shares
+    /// (the server, what a partial clone fetches) can be committed once for every clone.
+    pub fn shared_setting(&self, key: &str) -> Option<(String, &'static str)> {
+        if let Some(v) = self.repo.config_snapshot().string(key) {
+            return Some((v.to_string(), "git config"));
+        }
+        let from = |args: &[&str]| -> Option<String> {
+            let out = crate::git::git(args).optional().ok()??;
+            Some(String::from_utf8_lossy(&out).trim().to_owned()).filter(|s| !s.is_empty())
+        };
+        if let Some(v) = from(&["config", "--blob", "HEAD:.ditsconfig", "--get", key]) {
+            return Some((v, ".ditsconfig"));
+        }
+        let file = self.work_tree().ok()?.join(".ditsconfig");
+        if file.is_file() {
+            let path = file.display().to_string();
+            return from(&["config", "-f", &path, "--get", key]).map(|v| (v, ".ditsconfig"));
+        }
+        None
+    }
+
+    /// What a partial fetch wants: `dits.fetchInclude` / `dits.fetchExclude`.
+    pub fn fetch_filter(&self) -> Result<PathFilter> {
+        let get = |key| self.shared_setting(key).map(|(v, _)| v).unwrap_or_default();
+        Ok(PathFilter::new(
+            &get("dits.fetchInclude"),
+            &get("dits.fetchExclude"),
+        ))
     }
 
     pub fn open_store(&self) -> Result<DiskStore> {

@@ -12,6 +12,9 @@ pub struct TrackedFile {
     pub path: BString,
     pub blob: ObjectId,
     pub pointer: Pointer,
+    /// Outside a sparse checkout (the index's skip-worktree bit): not in the work tree, so
+    /// nothing writes it there.
+    pub sparse: bool,
 }
 
 /// The pointer a blob holds, if it is one. Large blobs are ruled out from their header alone,
@@ -51,6 +54,9 @@ pub fn in_index(repo: &Repo) -> Result<Vec<TrackedFile>> {
                 path: entry.path(&index).to_owned(),
                 blob: entry.id,
                 pointer,
+                sparse: entry
+                    .flags
+                    .contains(gix::index::entry::Flags::SKIP_WORKTREE),
             });
         }
     }
@@ -85,18 +91,19 @@ pub fn in_tree(repo: &Repo, tree: ObjectId) -> Result<Vec<TrackedFile>> {
                 path: entry.filepath,
                 blob: entry.oid,
                 pointer,
+                sparse: false,
             });
         }
     }
     Ok(out)
 }
 
-/// The Dits files staged in the index that `pathspecs` match, as git matches them (globs,
-/// `:(glob)`, directories; relative to the current directory); all of them without
-/// pathspecs. A pathspec that matches no file at all, or pathspecs that match no Dits file,
-/// are an error that says so.
+/// The Dits files of the work tree (staged in the index, not outside a sparse checkout)
+/// that `pathspecs` match, as git matches them (globs, `:(glob)`, directories; relative to
+/// the current directory); all of them without pathspecs. A pathspec that matches no file at
+/// all, or pathspecs that match no Dits file, are an error that says so.
 pub fn matching(repo: &Repo, pathspecs: &[String]) -> Result<Vec<TrackedFile>> {
-    let all = in_index(repo)?;
+    let all: Vec<TrackedFile> = in_index(repo)?.into_iter().filter(|f| !f.sparse).collect();
     if pathspecs.is_empty() {
         return Ok(all);
     }
@@ -122,4 +129,29 @@ pub fn matching(repo: &Repo, pathspecs: &[String]) -> Result<Vec<TrackedFile>> {
         wanted.len()
     );
     Ok(found)
+}
+
+/// The files of `files` a partial fetch wants (all if `filter` wants everything); says how
+/// many it left out unless `quiet`.
+pub fn wanted(
+    files: Vec<TrackedFile>,
+    filter: &dits_core::PathFilter,
+    quiet: bool,
+) -> Vec<TrackedFile> {
+    if filter.is_everything() {
+        return files;
+    }
+    let before = files.len();
+    let kept: Vec<TrackedFile> = files
+        .into_iter()
+        .filter(|f| filter.wants(&f.path))
+        .collect();
+    if !quiet && kept.len() < before {
+        eprintln!(
+            "dits: {} file(s) left out by {}; hint: name them (`git dits pull PATH`) or pass --include",
+            before - kept.len(),
+            filter.describe()
+        );
+    }
+    kept
 }

@@ -252,3 +252,139 @@ fn thousands_of_files_push_and_clone_in_batches() {
     );
     assert_store_backs_everything(&env, &clone);
 }
+
+/// A tree of `n` files pushed to a fresh server (with a root file `top.bin` too); returns the
+/// server, the clone URL and the files' hashes.
+fn pushed_tree(
+    env: &Env,
+    n: usize,
+) -> (
+    crate::support::server::Server,
+    String,
+    HashMap<PathBuf, String>,
+) {
+    let (server, _) = env.logged_in_server("srv");
+    let repo = env.repo("origin-work", &["*.bin"]);
+    let mut want = write_tree(&repo, n, 500);
+    write_content(&repo.join("top.bin"), 499, 30_000);
+    want.insert(PathBuf::from("top.bin"), b3(&repo.join("top.bin")));
+    env.commit_all(&repo, "files");
+    let url = server.url("team/film");
+    env.git(&repo, &["remote", "add", "origin", &url]);
+    env.git(&repo, &["push", "-q", "-u", "origin", "main"]);
+    (server, url, want)
+}
+
+fn bytes_under(want: &HashMap<PathBuf, String>, root: &Path, prefix: &str) -> u64 {
+    want.keys()
+        .filter(|p| p.starts_with(prefix))
+        .map(|p| fs::metadata(root.join(p)).unwrap().len())
+        .sum()
+}
+
+/// `dits.fetchInclude` on a clone: only the wanted files are downloaded (the server's log
+/// shows no more bytes than theirs), the rest stay pointers with `git status` clean, `git dits
+/// status` says why, and `git dits pull` of a named path or with `--include` fetches more.
+#[test]
+fn a_partial_clone_downloads_only_what_it_wants() {
+    let env = Env::new();
+    let (server, url, want) = pushed_tree(&env, 400);
+    let source = env.path("origin-work");
+    let wanted = bytes_under(&want, &source, "a1");
+    let before = server.bytes("get");
+    let out = env.git(
+        env.tmp.path(),
+        &["clone", "-q", "-c", "dits.fetchInclude=a1/", &url, "c"],
+    );
+    let c = env.path("c");
+    let moved = server.bytes("get") - before;
+    assert!(
+        moved >= wanted && moved <= wanted + wanted / 20 + (64 << 10),
+        "a clone wanting {wanted} bytes moved {moved}"
+    );
+    assert!(
+        stderr_of(&out).contains("left as pointers by dits.fetchInclude=a1/"),
+        "{}",
+        show(&out)
+    );
+    for (rel, hash) in &want {
+        let is_pointer = read_pointer(&c.join(rel));
+        assert_eq!(is_pointer, !rel.starts_with("a1"), "{}", rel.display());
+        if !is_pointer {
+            assert_eq!(&b3(&c.join(rel)), hash);
+        }
+    }
+    env.assert_clean(&c);
+    let status = env.dits_stdout(&c, &["status"]);
+    assert!(
+        status.contains("(left out by dits.fetchInclude=a1/)"),
+        "{status}"
+    );
+
+    // A bare pull keeps to the filter; a named path or --include fetches more.
+    let pull = env.dits_output(&c, &["pull"]);
+    assert!(stderr_of(&pull).contains("left out by"), "{}", show(&pull));
+    assert!(read_pointer(&c.join("top.bin")));
+    env.dits(&c, &["pull", "a2"]);
+    assert_tree_under(&c, &want, "a2");
+    env.dits(&c, &["pull", "--include", "*.bin"]);
+    assert_tree(&c, &want);
+    env.assert_clean(&c);
+}
+
+/// A committed `.ditsconfig` makes every clone partial without any flag; a sparse checkout
+/// downloads and writes only the folders it materializes (and the root files), and `git dits
+/// checkout` never writes outside it.
+#[test]
+fn committed_fetch_exclude_and_sparse_checkout() {
+    let env = Env::new();
+    let (server, url, want) = pushed_tree(&env, 400);
+    let source = env.path("origin-work");
+    fs::write(
+        source.join(".ditsconfig"),
+        "[dits]\n\tfetchExclude = a0/, a5/\n",
+    )
+    .unwrap();
+    env.commit_all(&source, "clones skip a0 and a5");
+    env.git(&source, &["push", "-q"]);
+    env.git(env.tmp.path(), &["clone", "-q", &url, "c"]);
+    let c = env.path("c");
+    for rel in want.keys() {
+        let left = rel.starts_with("a0") || rel.starts_with("a5");
+        assert_eq!(read_pointer(&c.join(rel)), left, "{}", rel.display());
+    }
+    env.assert_clean(&c);
+
+    let before = server.bytes("get");
+    env.git(env.tmp.path(), &["clone", "-q", "--no-checkout", &url, "s"]);
+    let s = env.path("s");
+    env.git(&s, &["sparse-checkout", "set", "a3"]);
+    env.git(&s, &["checkout", "-q", "main"]);
+    let moved = server.bytes("get") - before;
+    let wanted = bytes_under(&want, &source, "a3") + bytes_under(&want, &source, "top.bin");
+    assert!(
+        moved >= wanted && moved <= wanted + wanted / 20 + (64 << 10),
+        "a sparse checkout wanting {wanted} bytes moved {moved}"
+    );
+    assert_tree_under(&s, &want, "a3");
+    assert_eq!(b3(&s.join("top.bin")), want[&PathBuf::from("top.bin")]);
+    assert!(!s.join("a1").exists());
+    env.dits(&s, &["checkout"]);
+    assert!(
+        !s.join("a1").exists(),
+        "checkout wrote outside the sparse tree"
+    );
+    env.assert_clean(&s);
+    let status = env.dits_stdout(&s, &["status"]);
+    assert!(status.contains("Outside sparse:"), "{status}");
+}
+
+fn read_pointer(path: &Path) -> bool {
+    fs::read(path).unwrap().starts_with(b"dits-pointer v1\n")
+}
+
+fn assert_tree_under(repo: &Path, want: &HashMap<PathBuf, String>, prefix: &str) {
+    for (rel, hash) in want.iter().filter(|(p, _)| p.starts_with(prefix)) {
+        assert_eq!(&b3(&repo.join(rel)), hash, "{}", rel.display());
+    }
+}

@@ -18,7 +18,13 @@ use crate::progress::Bar;
 use crate::repo::Repo;
 use crate::tracked;
 
-pub fn run(pathspecs: &[String], only_deferred: bool, quiet: bool) -> Result<ExitCode> {
+/// `patterns`: a partial fetch's filter for a run without pathspecs (`None`: every file).
+pub fn run(
+    pathspecs: &[String],
+    only_deferred: bool,
+    patterns: Option<&crate::cli::FetchPatterns>,
+    quiet: bool,
+) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     let work_tree = repo.work_tree()?.to_owned();
     let mut todo: Vec<PathBuf> = Vec::new();
@@ -31,7 +37,11 @@ pub fn run(pathspecs: &[String], only_deferred: bool, quiet: bool) -> Result<Exi
     } else {
         crate::setup::require_filter(&repo)?;
         crate::setup::warn(&repo);
-        for f in tracked::matching(&repo, pathspecs)? {
+        let mut files = tracked::matching(&repo, pathspecs)?;
+        if let Some(patterns) = patterns.filter(|p| pathspecs.is_empty() || p.given()) {
+            files = tracked::wanted(files, &patterns.resolve(&repo)?, quiet);
+        }
+        for f in files {
             todo.push(work_tree.join(f.path.to_path_lossy()));
         }
     }

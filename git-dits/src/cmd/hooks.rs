@@ -18,7 +18,7 @@ use crate::uploaded::Uploaded;
 
 pub fn run(name: &str, args: &[String]) -> Result<ExitCode> {
     match name {
-        "post-checkout" | "post-merge" => super::checkout::run(&[], true, true),
+        "post-checkout" | "post-merge" => super::checkout::run(&[], true, None, true),
         "pre-push" => pre_push(args),
         "update" => update(args),
         "post-update" => post_update(args),

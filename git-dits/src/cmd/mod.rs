@@ -45,7 +45,11 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Cmd::Pointer { path } => pointer::run(path),
         Cmd::Stats => stats::run(),
         Cmd::Env => env::run(),
-        Cmd::Checkout { paths, deferred } => checkout::run(paths, *deferred, quiet),
+        Cmd::Checkout {
+            paths,
+            deferred,
+            patterns,
+        } => checkout::run(paths, *deferred, Some(patterns), quiet),
         Cmd::Cat { spec } => cat::run(spec),
         Cmd::DiffTextconv { file } => diff::textconv(file),
         Cmd::Diff { old, new, paths } => media_diff::run(old, new, paths),
@@ -67,8 +71,16 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
             MigrateAction::Verify => migrate::verify(quiet),
         },
         Cmd::Push { remote, revs } => sync::push(remote.as_deref(), revs, quiet),
-        Cmd::Fetch { remote, refs } => sync::fetch(remote.as_deref(), refs, quiet),
-        Cmd::Pull { remote, paths } => sync::pull(remote.as_deref(), paths, quiet),
+        Cmd::Fetch {
+            remote,
+            refs,
+            patterns,
+        } => sync::fetch(remote.as_deref(), refs, patterns, quiet),
+        Cmd::Pull {
+            remote,
+            paths,
+            patterns,
+        } => sync::pull(remote.as_deref(), paths, patterns, quiet),
         Cmd::Prune {
             remote,
             now,

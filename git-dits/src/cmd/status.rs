@@ -51,9 +51,16 @@ pub fn run() -> Result<ExitCode> {
         );
     }
     let files = tracked::in_index(&repo)?;
+    let fetch = repo.fetch_filter()?;
     let (mut hydrated, mut pointers, mut missing, mut bytes) = (0, Vec::new(), Vec::new(), 0u64);
+    let mut sparse = 0;
     for f in &files {
         bytes += f.pointer.size;
+        if f.sparse {
+            // Not in the work tree (sparse checkout): neither written out nor a pointer.
+            sparse += 1;
+            continue;
+        }
         let path = work_tree.join(f.path.to_path_lossy());
         match read_pointer_file(&path) {
             Ok(Some(p)) if p == f.pointer && p.size > 0 => pointers.push(f),
@@ -66,9 +73,17 @@ pub fn run() -> Result<ExitCode> {
     println!("Tracked files:    {} ({})", files.len(), human(bytes));
     println!("Written out:      {hydrated}");
     println!("Pointers only:    {}", pointers.len());
+    if sparse > 0 {
+        println!("Outside sparse:   {sparse} (not in the work tree; never downloaded for it)");
+    }
     println!("Missing locally:  {}", missing.len());
     for f in &pointers {
-        println!("  pointer  {}", quote_path(f.path.as_ref()));
+        let why = if fetch.wants(&f.path) {
+            String::new()
+        } else {
+            format!(" (left out by {})", fetch.describe())
+        };
+        println!("  pointer  {}{why}", quote_path(f.path.as_ref()));
     }
     for f in &missing {
         println!(
@@ -78,7 +93,7 @@ pub fn run() -> Result<ExitCode> {
         );
     }
     if !pointers.is_empty() {
-        println!("hint: `git dits checkout` writes the content of pointer files");
+        println!("hint: `git dits checkout` writes the content of pointer files; `git dits pull PATH` downloads and writes any of them");
     }
     remote_status(&repo, &files);
     Ok(ExitCode::SUCCESS)

@@ -12,6 +12,7 @@ use dits_core::Pointer;
 use git_remote_dits::client::RemoteSource;
 
 use super::human;
+use crate::cli::FetchPatterns;
 use crate::progress::Bar;
 use crate::remote::{connect, server_for, DitsServer};
 use crate::repo::Repo;
@@ -56,7 +57,12 @@ pub fn push(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn fetch(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitCode> {
+pub fn fetch(
+    remote: Option<&str>,
+    revs: &[String],
+    patterns: &FetchPatterns,
+    quiet: bool,
+) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     let server = server(&repo, remote, false)?;
     let revs: Vec<String> = if revs.is_empty() {
@@ -65,10 +71,11 @@ pub fn fetch(remote: Option<&str>, revs: &[String], quiet: bool) -> Result<ExitC
         revs.to_vec()
     };
     // The files of each revision's tree (what a checkout of it needs), not its history.
+    let filter = patterns.resolve(&repo)?;
     let mut wanted: Vec<(String, Pointer)> = Vec::new();
     for rev in &revs {
         wanted.extend(
-            tracked::in_rev(&repo, rev)?
+            tracked::wanted(tracked::in_rev(&repo, rev)?, &filter, quiet)
                 .into_iter()
                 .filter(|f| f.pointer.size > 0)
                 .map(|f| (super::quote_path(f.path.as_ref()), f.pointer)),
@@ -133,12 +140,21 @@ fn download(
 
 /// Fetches the content of tracked files in the work tree (all, or those the pathspecs
 /// match), then writes the files that are still pointers.
-pub fn pull(remote: Option<&str>, pathspecs: &[String], quiet: bool) -> Result<ExitCode> {
+pub fn pull(
+    remote: Option<&str>,
+    pathspecs: &[String],
+    patterns: &FetchPatterns,
+    quiet: bool,
+) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     crate::setup::require_filter(&repo)?;
     crate::setup::warn(&repo);
     let server = server(&repo, remote, false)?;
-    let files = tracked::matching(&repo, pathspecs)?;
+    let mut files = tracked::matching(&repo, pathspecs)?;
+    // Named paths are fetched whatever the configured filter says: the user asked for them.
+    if pathspecs.is_empty() || patterns.given() {
+        files = tracked::wanted(files, &patterns.resolve(&repo)?, quiet);
+    }
     if !quiet && !pathspecs.is_empty() {
         eprintln!(
             "dits: {} tracked file(s) match {}",
