@@ -106,6 +106,32 @@ pub(crate) fn pipeline<B: BlockSource, S: ChunkSink>(
     sink: &mut S,
     progress: &dyn Progress,
 ) -> Result<Chunked, IngestError> {
+    if progress.interrupted() {
+        return Err(IngestError::Store(StoreError::Interrupted));
+    }
+    // Content of one block (every file under 4 MiB) is named and stored on this thread: no
+    // worker to start for each of the thousands of small files of a game project.
+    let mut first = Block::default();
+    let mut second = Block::default();
+    let mut read = |block: &mut Block| -> Result<bool, IngestError> {
+        let more = blocks.next_block(block).map_err(IngestError::Read)?;
+        progress.inc(block.data.len() as u64);
+        Ok(more)
+    };
+    if !read(&mut first)? || !read(&mut second)? {
+        let mut hasher = blake3::Hasher::new();
+        if hash_whole {
+            hasher.update(&first.data);
+        }
+        let mut refs = Vec::new();
+        let (new_chunks, stored) = store_block(&first, sink, &mut refs)?;
+        return Ok(Chunked {
+            refs,
+            file_id: FileId(*hasher.finalize().as_bytes()),
+            new_chunks,
+            stored,
+        });
+    }
     let (full_tx, full_rx) = mpsc::sync_channel::<Block>(IN_FLIGHT);
     let (empty_tx, empty_rx) = mpsc::channel::<Block>();
     std::thread::scope(|scope| {
@@ -132,6 +158,12 @@ pub(crate) fn pipeline<B: BlockSource, S: ChunkSink>(
         });
 
         let mut read_error = None;
+        // The two blocks read already go first (the channel holds two).
+        for block in [first, second] {
+            if full_tx.send(block).is_err() {
+                break;
+            }
+        }
         loop {
             if progress.interrupted() {
                 read_error = Some(IngestError::Store(StoreError::Interrupted));

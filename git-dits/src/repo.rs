@@ -53,6 +53,9 @@ pub struct Repo {
     /// Absolute, so paths built from it compare equal to paths built from the current dir.
     work_tree: Option<PathBuf>,
     net: OnceLock<NetSettings>,
+    /// `.ditsconfig`'s settings at HEAD, then in the work tree (`(key, value)`, keys
+    /// lower-case as git lists them), read once.
+    ditsconfig: OnceLock<[Vec<(String, String)>; 2]>,
 }
 
 impl Repo {
@@ -93,6 +96,7 @@ impl Repo {
             repo,
             work_tree,
             net: OnceLock::new(),
+            ditsconfig: OnceLock::new(),
         }
     }
 
@@ -198,19 +202,38 @@ impl Repo {
         if let Some(v) = self.repo.config_snapshot().string(key) {
             return Some((v.to_string(), "git config"));
         }
-        let from = |args: &[&str]| -> Option<String> {
+        let key = key.to_ascii_lowercase();
+        // In each file the last value wins, as in git; HEAD's file before the work tree's.
+        self.ditsconfig
+            .get_or_init(|| self.read_ditsconfig())
+            .iter()
+            .find_map(|file| file.iter().rev().find(|(k, _)| *k == key))
+            .map(|(_, v)| (v.clone(), ".ditsconfig"))
+            .filter(|(v, _)| !v.is_empty())
+    }
+
+    /// The settings of `.ditsconfig` at HEAD and in the work tree, one `git config` each.
+    fn read_ditsconfig(&self) -> [Vec<(String, String)>; 2] {
+        let list = |args: &[&str]| -> Option<Vec<(String, String)>> {
             let out = crate::git::git(args).optional().ok()??;
-            Some(String::from_utf8_lossy(&out).trim().to_owned()).filter(|s| !s.is_empty())
+            Some(
+                String::from_utf8_lossy(&out)
+                    .lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+                    .collect(),
+            )
         };
-        if let Some(v) = from(&["config", "--blob", "HEAD:.ditsconfig", "--get", key]) {
-            return Some((v, ".ditsconfig"));
-        }
-        let file = self.work_tree().ok()?.join(".ditsconfig");
-        if file.is_file() {
-            let path = file.display().to_string();
-            return from(&["config", "-f", &path, "--get", key]).map(|v| (v, ".ditsconfig"));
-        }
-        None
+        let committed =
+            list(&["config", "--blob", "HEAD:.ditsconfig", "--list"]).unwrap_or_default();
+        let in_work_tree = match self.work_tree().map(|w| w.join(".ditsconfig")) {
+            Ok(file) if file.is_file() => {
+                let path = file.display().to_string();
+                list(&["config", "-f", &path, "--list"]).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        [committed, in_work_tree]
     }
 
     /// What a partial fetch wants: `dits.fetchInclude` / `dits.fetchExclude`.
