@@ -30,6 +30,16 @@ fn assert_tree(repo: &Path, want: &HashMap<PathBuf, String>) {
     }
 }
 
+/// Every file removed, then checked out again from the store: byte-exact, status clean.
+fn rm_and_checkout(env: &Env, repo: &Path, want: &HashMap<PathBuf, String>) {
+    for d in 0..8 {
+        fs::remove_dir_all(repo.join(format!("a{d}"))).unwrap();
+    }
+    env.git(repo, &["checkout", "--", "."]);
+    assert_tree(repo, want);
+    env.assert_clean(repo);
+}
+
 fn files_under(dir: &Path) -> usize {
     let mut n = 0;
     let mut todo = vec![dir.to_owned()];
@@ -94,12 +104,7 @@ fn thousands_of_files_add_status_switch_and_checkout() {
     env.assert_clean(&repo);
 
     // Everything removed, then checked out again from the store.
-    for d in 0..8 {
-        fs::remove_dir_all(repo.join(format!("a{d}"))).unwrap();
-    }
-    env.git(&repo, &["checkout", "--", "."]);
-    assert_tree(&repo, &edited);
-    env.assert_clean(&repo);
+    rm_and_checkout(&env, &repo, &edited);
     assert_store_backs_everything(&env, &repo);
 }
 
@@ -141,12 +146,7 @@ fn filter_killed_at_several_points_of_a_many_file_add() {
         assert_store_backs_everything(&env, &repo);
 
         env.commit_all(&repo, "files");
-        for d in 0..8 {
-            fs::remove_dir_all(repo.join(format!("a{d}"))).unwrap();
-        }
-        env.git(&repo, &["checkout", "--", "."]);
-        assert_tree(&repo, &want);
-        env.assert_clean(&repo);
+        rm_and_checkout(&env, &repo, &want);
         assert_store_backs_everything(&env, &repo);
     }
 }
@@ -215,12 +215,7 @@ fn filter_killed_after_git_wrote_its_index_loses_nothing() {
 
     assert_store_backs_everything(&env, &repo);
     env.git(&repo, &["commit", "-q", "-m", "files"]);
-    for d in 0..8 {
-        fs::remove_dir_all(repo.join(format!("a{d}"))).unwrap();
-    }
-    env.git(&repo, &["checkout", "--", "."]);
-    assert_tree(&repo, &want);
-    env.assert_clean(&repo);
+    rm_and_checkout(&env, &repo, &want);
 }
 
 /// Thousands of small files pushed to a real server and cloned back: every byte right, the
