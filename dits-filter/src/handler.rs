@@ -229,9 +229,10 @@ impl DitsHandler {
             // A manifest that does not fit the pointer (or does not decode) is never used.
             Err(e) => return Err(Failure::Error(format!("{path}: {e}"))),
         };
-        // A partial fetch downloads only what it wants; content that is here is written
-        // whatever the filter says (a file pulled once stays written).
-        if local.is_none() && redelivery.is_none() && !self.config.fetch.wants(&req.pathname) {
+        // A partial fetch leaves out of the work tree what it does not want (content that is
+        // here is written whatever it says: a file pulled once stays written). Only a checkout
+        // offers to delay (see below); `git archive` and the other callers get the content.
+        if local.is_none() && req.can_delay && !self.config.fetch.wants(&req.pathname) {
             self.left_out += 1;
             return Ok(pointer_text());
         }

@@ -315,6 +315,15 @@ fn a_partial_clone_downloads_only_what_it_wants() {
         status.contains("(left out by dits.fetchInclude=a1/)"),
         "{status}"
     );
+    // Only the work tree is partial: `git cat-file --filters` (like `git archive`) of a file
+    // left out gets its content, never its pointer.
+    let (rel, hash) = want
+        .iter()
+        .find(|(p, _)| p.starts_with("a3"))
+        .expect("a file under a3");
+    let spec = format!("HEAD:{}", rel.display());
+    let out = env.git(&c, &["cat-file", "--filters", &spec]);
+    assert_eq!(&b3_bytes(&out.stdout), hash);
 
     // A bare pull keeps to the filter; a named path or --include fetches more.
     let pull = env.dits_output(&c, &["pull"]);
