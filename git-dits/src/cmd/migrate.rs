@@ -1194,6 +1194,8 @@ fn tree(commit: &str) -> Result<HashMap<Vec<u8>, (String, String)>> {
 
 fn verify_pairs(store: &DiskStore, map: &str, quiet: bool) -> Result<ExitCode> {
     let mut checked: HashSet<(String, String)> = HashSet::new();
+    // (commit, path, old blob, new blob) of each converted version, rebuilt below in parallel.
+    let mut rebuild: Vec<(String, String, String, String)> = Vec::new();
     let mut problems = Vec::new();
     let mut commits = 0;
     for line in map.lines() {
@@ -1214,11 +1216,13 @@ fn verify_pairs(store: &DiskStore, map: &str, quiet: bool) -> Result<ExitCode> {
             if new_oid == oid || path.as_slice() == b".gitattributes" {
                 continue;
             }
-            if !checked.insert((oid.clone(), new_oid.clone())) {
-                continue;
-            }
-            if let Err(e) = same_content(store, oid, new_oid) {
-                problems.push(format!("{new}: {shown}: {e:#}"));
+            if checked.insert((oid.clone(), new_oid.clone())) {
+                rebuild.push((
+                    new.to_owned(),
+                    shown.into_owned(),
+                    oid.clone(),
+                    new_oid.clone(),
+                ));
             }
         }
         for path in b.keys() {
@@ -1227,6 +1231,7 @@ fn verify_pairs(store: &DiskStore, map: &str, quiet: bool) -> Result<ExitCode> {
             }
         }
     }
+    problems.extend(rebuild_all(store, &rebuild));
     if problems.is_empty() {
         if !quiet {
             eprintln!(
@@ -1244,6 +1249,35 @@ fn verify_pairs(store: &DiskStore, map: &str, quiet: bool) -> Result<ExitCode> {
         problems.len()
     );
     Ok(ExitCode::from(1))
+}
+
+/// Checks every converted version (see [`same_content`]) on as many threads as there are
+/// cores: each is a rebuild and a hash of the whole file, and they are independent. Returns
+/// the problems, in the order of `versions`.
+fn rebuild_all(store: &DiskStore, versions: &[(String, String, String, String)]) -> Vec<String> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let found = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(versions.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((commit, path, old, new)) = versions.get(i) else {
+                    return;
+                };
+                if let Err(e) = same_content(store, old, new) {
+                    let problem = (i, format!("{commit}: {path}: {e:#}"));
+                    found
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(problem);
+                }
+            });
+        }
+    });
+    let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
 }
 
 /// One of the blobs `old` and `new` is a Dits pointer, and it holds exactly the content the
