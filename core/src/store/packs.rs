@@ -110,7 +110,9 @@ impl Pack {
     }
 
     /// Registers records known to be whole and verified: committed by a writer of this
-    /// process (`committed`), or walked.
+    /// process (`committed`), or walked. `end` counts as walked only if the records continue
+    /// from what is known: records before them that this handle never saw (the pack was
+    /// registered afresh meanwhile) are left for the next walk to find.
     fn note(&self, entries: &[IdxEntry], end: u64, committed: bool) {
         let mut tail = self.tail();
         for e in entries {
@@ -120,7 +122,10 @@ impl Pack {
             let slot = tail.entries.entry(e.id).or_insert((*e, committed));
             slot.1 |= committed && slot.0.offset == e.offset;
         }
-        tail.end = tail.end.max(end);
+        let first = entries.iter().map(|e| e.offset).min().unwrap_or(end);
+        if first <= tail.end {
+            tail.end = tail.end.max(end);
+        }
     }
 
     /// Reads and verifies one record of this pack.
@@ -351,6 +356,16 @@ impl Registry {
 }
 
 fn install(packs: &mut Packs, pack: Arc<Pack>) {
+    // Loaded again from the same index (another thread's refresh raced ours, or a writer of
+    // this process registered the pack meanwhile): the one known holds the records noted
+    // since, keep it.
+    if packs
+        .list
+        .iter()
+        .any(|p| p.name == pack.name && p.idx_ino == pack.idx_ino)
+    {
+        return;
+    }
     packs.damaged.remove(&pack.name);
     packs.list.retain(|p| p.name != pack.name);
     packs.bad_headers.retain(|p| *p != pack.data_path);
@@ -394,4 +409,37 @@ fn read_all(mut f: File) -> io::Result<Vec<u8>> {
     let mut v = Vec::new();
     io::Read::read_to_end(&mut f, &mut v)?;
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ChunkSink, ChunkSource, DiskStore, Fsync, StoreOptions};
+
+    /// A refresh on another thread that listed the directory before a writer of this process
+    /// registered its new pack loads that pack afresh; the records the writer noted before
+    /// must stay readable, and so must those it commits after.
+    #[test]
+    fn a_racing_refresh_loses_no_record_a_writer_noted() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let opts = StoreOptions {
+            fsync: Fsync::Batch,
+            ..StoreOptions::default()
+        };
+        let store = DiskStore::open(dir.path(), opts)?;
+        let (a, b) = (vec![1u8; 5000], vec![2u8; 7000]);
+        let mut w = store.writer()?;
+        w.put_chunk(ChunkId::of(&a), &a)?;
+        w.commit()?;
+        let name = w.pack_name().ok_or("a pack")?.to_owned();
+        // The racing refresh's view: the pack as a stranger would load it.
+        let registry = &store.inner.packs;
+        let fresh = registry.load_unindexed(&name)?;
+        install(&mut registry.write(), fresh);
+        w.put_chunk(ChunkId::of(&b), &b)?;
+        w.commit()?;
+        assert_eq!(store.read_chunk(&ChunkId::of(&a))?, a);
+        assert_eq!(store.read_chunk(&ChunkId::of(&b))?, b);
+        Ok(())
+    }
 }
