@@ -107,14 +107,14 @@ impl FetchPatterns {
     }
 
     /// The filter these flags give, or the configured one if neither is given.
-    pub fn resolve(&self, repo: &crate::repo::Repo) -> anyhow::Result<dits_core::PathFilter> {
-        if self.include.is_none() && self.exclude.is_none() {
+    pub fn resolve(&self, repo: &crate::repo::Repo) -> dits_core::PathFilter {
+        if !self.given() {
             return repo.fetch_filter();
         }
-        Ok(dits_core::PathFilter::new(
+        dits_core::PathFilter::new(
             self.include.as_deref().unwrap_or(""),
             self.exclude.as_deref().unwrap_or(""),
-        ))
+        )
     }
 }
 

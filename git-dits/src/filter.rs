@@ -68,7 +68,7 @@ fn config(repo: &Repo, one_shot: bool) -> Result<FilterConfig> {
         sources: dits_filter::Sources(std::sync::Arc::new(repo.open_sources())),
         stat_records: Some(repo.stat_record_dir()),
         skip_download_errors: settings.skip_download_errors,
-        fetch: repo.fetch_filter()?,
+        fetch: repo.fetch_filter(),
     })
 }
 

@@ -237,12 +237,9 @@ impl Repo {
     }
 
     /// What a partial fetch wants: `dits.fetchInclude` / `dits.fetchExclude`.
-    pub fn fetch_filter(&self) -> Result<PathFilter> {
+    pub fn fetch_filter(&self) -> PathFilter {
         let get = |key| self.shared_setting(key).map(|(v, _)| v).unwrap_or_default();
-        Ok(PathFilter::new(
-            &get("dits.fetchInclude"),
-            &get("dits.fetchExclude"),
-        ))
+        PathFilter::new(&get("dits.fetchInclude"), &get("dits.fetchExclude"))
     }
 
     pub fn open_store(&self) -> Result<DiskStore> {

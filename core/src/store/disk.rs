@@ -98,30 +98,31 @@ pub(crate) struct Inner {
 }
 
 impl Drop for Inner {
+    /// What [`DiskStore::sync`] does, when the last handle goes (no registry to update).
     fn drop(&mut self) {
         let spare = self
             .spare
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Err(e) = finish_batch(&self.root, self.options.fsync, spare, &self.unflushed) {
+        let done = spare
+            .map_or(Ok(false), |mut p| {
+                p.checkpoint(self.options.fsync, &self.unflushed)
+            })
+            .and_then(|_| flush_unflushed(&self.root, self.options.fsync, &self.unflushed));
+        if let Err(e) = done {
             tracing::error!("closing the Dits store: {e}");
         }
     }
 }
 
-/// Indexes the kept pack and flushes what a batch left unflushed (see [`DiskStore::sync`]).
-fn finish_batch(
+/// With [`Fsync::Batch`], flushes what was written since the last flush (manifests, records).
+fn flush_unflushed(
     root: &Path,
     fsync: Fsync,
-    spare: Option<super::writer::OpenPack>,
     unflushed: &std::sync::atomic::AtomicBool,
 ) -> Result<(), StoreError> {
-    use std::sync::atomic::Ordering;
-    if let Some(mut pack) = spare {
-        pack.checkpoint(fsync, unflushed)?;
-    }
-    if fsync == Fsync::Batch && unflushed.swap(false, Ordering::AcqRel) {
+    if fsync == Fsync::Batch && unflushed.swap(false, std::sync::atomic::Ordering::AcqRel) {
         fsio::sync_filesystem(root)?;
     }
     Ok(())
@@ -248,37 +249,34 @@ impl DiskStore {
             return;
         }
         drop(slot);
-        let indexed = pack
-            .checkpoint(self.inner.options.fsync, &self.inner.unflushed)
-            .and_then(|new| {
-                if new {
-                    self.publish(pack.name())
-                } else {
-                    Ok(())
-                }
-            });
-        if let Err(e) = indexed {
+        if let Err(e) = self.checkpoint(&mut pack, self.inner.options.fsync) {
             // Its records are written and found by walking the pack; only the index is late.
             tracing::error!("indexing a finished pack: {e}");
         }
+    }
+
+    /// Checkpoints `pack` (see [`super::writer::OpenPack::checkpoint`]) and, if that wrote a
+    /// new index, makes it the one this process reads.
+    pub(crate) fn checkpoint(
+        &self,
+        pack: &mut super::writer::OpenPack,
+        fsync: Fsync,
+    ) -> Result<(), StoreError> {
+        if pack.checkpoint(fsync, &self.inner.unflushed)? {
+            self.publish(pack.name())?;
+        }
+        Ok(())
     }
 
     /// Ends the current batch: indexes the pack kept for the next writer and, with
     /// [`Fsync::Batch`], flushes everything written since the last flush. Dropping the last
     /// handle does the same; call this where an error must be reported.
     pub fn sync(&self) -> Result<(), StoreError> {
-        let spare = self.take_spare();
-        let name = spare.as_ref().map(|p| p.name().to_owned());
-        finish_batch(
-            self.root(),
-            self.inner.options.fsync,
-            spare,
-            &self.inner.unflushed,
-        )?;
-        match name {
-            Some(name) => self.publish(&name),
-            None => Ok(()),
+        let fsync = self.inner.options.fsync;
+        if let Some(mut pack) = self.take_spare() {
+            self.checkpoint(&mut pack, fsync)?;
         }
+        flush_unflushed(self.root(), fsync, &self.inner.unflushed)
     }
 
     /// Notes that something was written that the next batch flush must cover.
@@ -332,19 +330,13 @@ impl DiskStore {
         let found = match self.inner.packs.locate(id) {
             Some(found) => found,
             None => {
-                self.refresh()?;
-                match self.inner.packs.locate(id) {
-                    Some(found) => found,
-                    None => {
-                        // Written but not indexed yet (another process's batch, or a writer
-                        // killed before its checkpoint).
-                        self.inner.packs.walk_tails()?;
-                        self.inner
-                            .packs
-                            .locate(id)
-                            .ok_or(StoreError::ChunkMissing { id: *id })?
-                    }
-                }
+                // Published since, or written but not indexed yet (another process's batch, a
+                // writer killed before its checkpoint): walking refreshes the indexes first.
+                self.inner.packs.walk_tails()?;
+                self.inner
+                    .packs
+                    .locate(id)
+                    .ok_or(StoreError::ChunkMissing { id: *id })?
             }
         };
         found.0.read(&found.1)

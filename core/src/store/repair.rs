@@ -109,20 +109,28 @@ impl DiskStore {
             .map(|(name, _)| name)
             .collect();
         let now = SystemTime::now();
+        let indexed_len: std::collections::HashMap<String, u64> = self
+            .inner
+            .packs
+            .snapshot()
+            .iter()
+            .filter(|p| p.indexed)
+            .map(|p| (p.name.clone(), p.index.pack_len()))
+            .collect();
         for (name, entry) in list_by_suffix(&dir, ".pack")? {
-            let age = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
+            let meta = entry.metadata().ok();
+            let age = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
                 .and_then(|t| now.duration_since(t).ok())
                 .unwrap_or_default();
             // Records past the index of a pack nobody writes any more (its writer was killed
             // before its checkpoint): readable by walking, indexed here so no reader has to.
-            let unindexed_tail = indexed.contains(&name)
-                && age >= orphan_age
-                && self.inner.packs.snapshot().iter().any(|p| {
-                    p.name == name && entry.metadata().is_ok_and(|m| m.len() > p.index.pack_len())
-                });
+            let unindexed_tail = age >= orphan_age
+                && indexed_len
+                    .get(&name)
+                    .zip(meta.as_ref())
+                    .is_some_and(|(&len, m)| m.len() > len);
             let rebuild = if damaged.contains(&name) || unindexed_tail {
                 true
             } else if !indexed.contains(&name) {

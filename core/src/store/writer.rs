@@ -289,8 +289,8 @@ impl PackWriter {
             || fsync == Fsync::Always
             || pack.committed_len - pack.indexed_len >= BATCH_BYTES
             || pack.batch_started.is_some_and(|t| t.elapsed() >= BATCH_AGE);
-        if due && pack.checkpoint(fsync, &self.store.inner.unflushed)? {
-            self.store.publish(&pack.name)?;
+        if due {
+            self.store.checkpoint(pack, fsync)?;
         }
         Ok(())
     }
@@ -381,16 +381,9 @@ impl Drop for PackWriter {
             // kept already, this one is indexed and closed.
             self.store.offer_spare(pack);
         } else {
-            let fsync = self.store.options().fsync;
-            match pack.checkpoint(fsync, &self.store.inner.unflushed) {
-                Ok(true) => {
-                    if let Err(e) = self.store.publish(&pack.name) {
-                        tracing::error!("{e}");
-                    }
-                }
-                Ok(false) => {}
-                // Its records are written; only the index is late, and walking finds them.
-                Err(e) => tracing::error!("indexing a finished pack: {e}"),
+            // Its records are written; only the index would be late, and walking finds them.
+            if let Err(e) = self.store.checkpoint(&mut pack, self.store.options().fsync) {
+                tracing::error!("indexing a finished pack: {e}");
             }
         }
     }

@@ -39,7 +39,7 @@ pub fn run(
         crate::setup::warn(&repo);
         let mut files = tracked::matching(&repo, pathspecs)?;
         if let Some(patterns) = patterns.filter(|p| pathspecs.is_empty() || p.given()) {
-            files = tracked::wanted(files, &patterns.resolve(&repo)?, quiet);
+            files = tracked::wanted(files, &patterns.resolve(&repo), quiet);
         }
         for f in files {
             todo.push(work_tree.join(f.path.to_path_lossy()));

@@ -51,7 +51,7 @@ pub fn run() -> Result<ExitCode> {
         );
     }
     let files = tracked::in_index(&repo)?;
-    let fetch = repo.fetch_filter()?;
+    let fetch = repo.fetch_filter();
     let (mut hydrated, mut pointers, mut missing, mut bytes) = (0, Vec::new(), Vec::new(), 0u64);
     let mut sparse = 0;
     for f in &files {

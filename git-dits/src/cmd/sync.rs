@@ -71,7 +71,7 @@ pub fn fetch(
         revs.to_vec()
     };
     // The files of each revision's tree (what a checkout of it needs), not its history.
-    let filter = patterns.resolve(&repo)?;
+    let filter = patterns.resolve(&repo);
     let mut wanted: Vec<(String, Pointer)> = Vec::new();
     for rev in &revs {
         wanted.extend(
@@ -153,7 +153,7 @@ pub fn pull(
     let mut files = tracked::matching(&repo, pathspecs)?;
     // Named paths are fetched whatever the configured filter says: the user asked for them.
     if pathspecs.is_empty() || patterns.given() {
-        files = tracked::wanted(files, &patterns.resolve(&repo)?, quiet);
+        files = tracked::wanted(files, &patterns.resolve(&repo), quiet);
     }
     if !quiet && !pathspecs.is_empty() {
         eprintln!(
