@@ -61,7 +61,8 @@ pub fn unavailable(runner: &Runner, dir: &Path) -> Option<String> {
 /// Adds a write token for `repo` under `root` and returns it.
 pub fn add_token(runner: &Runner, root: &Path, repo: &str) -> Result<String> {
     let mut cmd = runner.git_command(root, &["dits", "serve", "token", "add", "--root"]);
-    cmd.arg(root).args(["--repo", repo, "--write"]);
+    cmd.arg(root)
+        .args(["--repo", repo, "--write", "--user", "bench"]);
     let out = crate::proc::run(cmd)?;
     let token = out.trim();
     if token.is_empty() || token.contains(char::is_whitespace) {

@@ -9,6 +9,7 @@
 //!   [`rebuild`]: the one check of rebuilt content against its id.
 //! - [`source`] / [`transfer`]: where missing content comes from, and fetching it;
 //!   [`path_filter`]: which files a partial fetch wants.
+//! - [`locks`]: file locks, the paths they take and the requests about them.
 
 pub mod chunker;
 #[doc(hidden)]
@@ -17,6 +18,7 @@ pub mod id;
 pub mod ingest;
 pub mod ingest_media;
 pub mod lfs;
+pub mod locks;
 pub mod manifest;
 pub mod media;
 pub mod path_filter;

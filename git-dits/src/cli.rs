@@ -43,6 +43,13 @@ pub enum ServeAction {
     },
     /// Print the certificate fingerprint clients pin (creating the certificate if needed).
     Fingerprint,
+    /// Print the lock audit log (locks broken by admins, locks released by pushes), oldest
+    /// first: time, repository, action, path, holder, who, reason.
+    Audit {
+        /// Only this repository (`team/film`).
+        #[arg(long)]
+        repo: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,18 +59,24 @@ pub enum TokenAction {
         /// Repository path it covers: `team/film`, `team/*`, or `*`.
         #[arg(long)]
         repo: String,
-        /// Allow pushing (default: read only).
+        /// Allow pushing and locking (default: read only).
         #[arg(long)]
         write: bool,
+        /// Write rights, and breaking other users' locks (`git dits unlock --force`).
+        #[arg(long)]
+        admin: bool,
+        /// Whose token it is: the owner of the locks it takes (default: the label).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
         /// A name to recognise and revoke it by.
         #[arg(long, default_value = "")]
         label: String,
     },
-    /// List tokens (hash prefix, rights, pattern, label).
+    /// List tokens (hash prefix, rights, pattern, user, label).
     List,
-    /// Revoke tokens by label or hash prefix.
+    /// Revoke tokens by label, user or hash prefix.
     Revoke {
-        /// The token's label, or a prefix of its hash (as `token list` shows it).
+        /// The token's label or user, or a prefix of its hash (as `token list` shows it).
         #[arg(value_name = "LABEL_OR_HASH")]
         which: String,
     },
@@ -190,6 +203,58 @@ pub enum Cmd {
         /// Quote them so the shell does not expand them.
         #[arg(value_name = "PATTERN")]
         patterns: Vec<String>,
+        /// Also mark them `lockable`: files that cannot be merged (.psd, .blend, .uasset).
+        /// They are read-only in the work tree unless you hold their lock (`git dits lock`).
+        #[arg(long)]
+        lockable: bool,
+    },
+    /// Lock files on the Dits server so nobody else can push changes to them.
+    ///
+    /// All the paths are locked or none. Refused, naming the holder, for a file someone else
+    /// has locked, and for a file whose version here is older than the branch on the server
+    /// (pull first). Exit codes: 0 locked, 2 bad input, 3 held by someone else, 4 behind the
+    /// server.
+    Lock {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Why: shown to anyone the lock stops.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Release the lock when a push lands a change to the file on its branch.
+        #[arg(long)]
+        release_on_push: bool,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release locks. `--force` breaks someone else's lock (admin tokens only; recorded in
+    /// the server's audit log and shown to the holder). Exit codes: 0 released, 2 bad input,
+    /// 5 not locked, or not yours without --force.
+    Unlock {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Break other users' locks (needs an admin token and --reason).
+        #[arg(long)]
+        force: bool,
+        /// Why the lock is broken (recorded in the audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the locks on the Dits server (path, holder, since, branch, reason).
+    Locks {
+        /// Only your own locks.
+        #[arg(long)]
+        mine: bool,
+        /// Only paths starting with PREFIX (repository-relative).
+        #[arg(long, value_name = "PREFIX", default_value = "")]
+        path: String,
+        /// Only the locks of user NAME.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Stop tracking PATTERNs (files already committed stay as they are).
     Untrack {

@@ -35,6 +35,12 @@ impl Git {
         self
     }
 
+    /// Sets an environment variable for git.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Git {
+        self.cmd.env(key, value);
+        self
+    }
+
     /// Feeds `input` to git's stdin.
     pub fn input(mut self, input: Vec<u8>) -> Git {
         self.input = Some(input);
@@ -124,4 +130,52 @@ impl Git {
             .spawn()
             .with_context(|| format!("running {what}"))
     }
+}
+
+/// Which .gitattributes files [`check_attr`] reads.
+#[derive(Clone, Copy)]
+pub enum AttrSource<'a> {
+    WorkTree,
+    Index,
+    /// The index in this file (a tree read into a temporary index, for bare repositories).
+    IndexFile(&'a Path),
+}
+
+/// The value of attribute `attr` for each of `paths`, in order, by git's own rules (nested
+/// .gitattributes, macros), in one git run in `dir`: `set`, `unset`, `unspecified` or the
+/// value.
+pub fn check_attr<P: AsRef<[u8]>>(
+    dir: &Path,
+    attr: &str,
+    paths: &[P],
+    from: AttrSource<'_>,
+) -> Result<Vec<Vec<u8>>> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut input = Vec::new();
+    for p in paths {
+        input.extend_from_slice(p.as_ref());
+        input.push(0);
+    }
+    let mut args = vec!["check-attr", "-z", "--stdin"];
+    if !matches!(from, AttrSource::WorkTree) {
+        args.push("--cached");
+    }
+    args.push(attr);
+    let mut cmd = git(&args).current_dir(dir).input(input);
+    if let AttrSource::IndexFile(index) = from {
+        cmd = cmd.env("GIT_INDEX_FILE", index);
+    }
+    let out = cmd.output()?;
+    // `path NUL attr NUL value NUL`, in input order.
+    let fields: Vec<&[u8]> = out.split(|&b| b == 0).collect();
+    Ok(fields
+        .chunks(3)
+        .filter_map(|c| match c {
+            [_, _, value] => Some(value.to_vec()),
+            _ => None,
+        })
+        .take(paths.len())
+        .collect())
 }

@@ -6,6 +6,7 @@ pub mod filter;
 mod git;
 pub mod helper;
 mod index_stat;
+mod lockable;
 mod mount;
 mod progress;
 pub mod reachable;

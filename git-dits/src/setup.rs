@@ -95,22 +95,15 @@ pub fn raw_blobs(repo: &Repo) -> Result<Vec<String>> {
     if paths.is_empty() {
         return Ok(Vec::new());
     }
-    // git's own attribute rules (nested .gitattributes, macros), all paths in one run.
-    let mut input = Vec::new();
-    for p in &paths {
-        input.extend_from_slice(p);
-        input.push(0);
-    }
-    let out = git(&["check-attr", "-z", "--stdin", "--cached", "filter"])
-        .current_dir(repo.work_tree()?)
-        .input(input)
-        .output()?;
-    // `path NUL attr NUL value NUL`, in input order.
-    let fields: Vec<&[u8]> = out.split_str("\0").collect();
+    let values = crate::git::check_attr(
+        repo.work_tree()?,
+        "filter",
+        &paths,
+        crate::git::AttrSource::Index,
+    )?;
     let mut raw = Vec::new();
-    for (i, chunk) in fields.chunks(3).enumerate() {
-        let [_, _, value] = chunk else { break };
-        if *value != b"dits" || i >= ids.len() {
+    for (i, value) in values.iter().enumerate() {
+        if value != b"dits" || i >= ids.len() {
             continue;
         }
         let id = ids[i];

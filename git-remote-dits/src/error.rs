@@ -72,6 +72,12 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{what}: {source}; hint: the server's admin should check the disk and the file")]
+    Db {
+        what: String,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("interrupted")]
     Interrupted,
 }
@@ -103,6 +109,7 @@ impl NetError {
             NetError::Store(_)
             | NetError::NotLocal { .. }
             | NetError::Io { .. }
+            | NetError::Db { .. }
             | NetError::Interrupted
             | NetError::Config(_)
             | NetError::PushStopped(_)

@@ -505,7 +505,10 @@ fn help_man_page_and_env_say_what_they_should() {
             &["fetch", "-h"][..],
             "Revisions whose tracked files to download",
         ),
-        (&["serve", "token", "revoke", "-h"][..], "The token's label"),
+        (
+            &["serve", "token", "revoke", "-h"][..],
+            "The token's label or user",
+        ),
     ] {
         let help = env.dits_stdout(&dir, args);
         assert!(help.contains(wanted), "{args:?}:\n{help}");

@@ -12,6 +12,7 @@ mod first_hour;
 mod gitoxide;
 mod integrity;
 mod interrupt;
+mod locks;
 mod many_files;
 mod media;
 mod memory;

@@ -3,6 +3,7 @@
 
 use super::codec::WireError;
 use crate::id::{ChunkId, FileId};
+use crate::locks::{LockCall, LockReply};
 
 /// Frame type of [`Message::Chunk`], whose body is `id [32] | data`: readers may read the
 /// data straight into its own buffer.
@@ -16,6 +17,28 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub enum Rights {
     Read,
     Write,
+    /// Write, and break other users' locks.
+    Admin,
+}
+
+impl Rights {
+    /// The word tokens files and listings use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rights::Read => "read",
+            Rights::Write => "write",
+            Rights::Admin => "admin",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Rights> {
+        match name {
+            "read" => Some(Rights::Read),
+            "write" => Some(Rights::Write),
+            "admin" => Some(Rights::Admin),
+            _ => None,
+        }
+    }
 }
 
 /// Why a request failed. Each code says whether trying again can help ([`ErrorCode::retryable`]).
@@ -143,6 +166,9 @@ pub enum Message {
     },
     /// The git process runs; raw bytes follow in both directions.
     GitReady,
+    /// A request about locks (body: JSON), answered by one [`Message::LockReply`].
+    Lock(LockCall),
+    LockReply(LockReply),
 }
 
 mod kind {
@@ -163,6 +189,8 @@ mod kind {
     pub const MANIFEST_TOP: u8 = 0x32;
     pub const GIT: u8 = 0x40;
     pub const GIT_READY: u8 = 0x41;
+    pub const LOCK: u8 = 0x50;
+    pub const LOCK_REPLY: u8 = 0x51;
 }
 
 impl Message {
@@ -185,6 +213,8 @@ impl Message {
             Message::ManifestTop { .. } => kind::MANIFEST_TOP,
             Message::Git { .. } => kind::GIT,
             Message::GitReady => kind::GIT_READY,
+            Message::Lock(_) => kind::LOCK,
+            Message::LockReply(_) => kind::LOCK_REPLY,
         }
     }
 
@@ -224,6 +254,7 @@ impl Message {
                 out.push(match rights {
                     Rights::Read => 1,
                     Rights::Write => 2,
+                    Rights::Admin => 3,
                 });
             }
             Message::Error { code, message } => {
@@ -260,6 +291,13 @@ impl Message {
                 put_str(out, service);
                 put_str(out, protocol);
             }
+            // Serialising these plain data types cannot fail.
+            Message::Lock(call) => {
+                let _ = serde_json::to_writer(&mut *out, call);
+            }
+            Message::LockReply(reply) => {
+                let _ = serde_json::to_writer(&mut *out, reply);
+            }
             Message::Done | Message::PutChunks | Message::BatchEnd | Message::GitReady => {}
         }
     }
@@ -294,6 +332,7 @@ impl Message {
                 let rights = match r.u8()? {
                     1 => Rights::Read,
                     2 => Rights::Write,
+                    3 => Rights::Admin,
                     _ => return Err(r.malformed("unknown rights")),
                 };
                 Message::Welcome {
@@ -348,6 +387,14 @@ impl Message {
                 protocol: r.string()?,
             },
             kind::GIT_READY => Message::GitReady,
+            kind::LOCK => Message::Lock(
+                serde_json::from_slice(r.rest())
+                    .map_err(|_| r.malformed("not a lock request (JSON)"))?,
+            ),
+            kind::LOCK_REPLY => Message::LockReply(
+                serde_json::from_slice(r.rest())
+                    .map_err(|_| r.malformed("not a lock answer (JSON)"))?,
+            ),
             other => return Err(WireError::UnknownType(other)),
         };
         if !r.body.is_empty() {
@@ -397,6 +444,8 @@ fn name_of(kind: u8) -> &'static str {
         kind::MANIFEST_TOP => "manifest",
         kind::GIT => "git",
         kind::GIT_READY => "git-ready",
+        kind::LOCK => "lock",
+        kind::LOCK_REPLY => "lock-reply",
         _ => "unknown",
     }
 }

@@ -18,14 +18,42 @@ use crate::uploaded::Uploaded;
 
 pub fn run(name: &str, args: &[String]) -> Result<ExitCode> {
     match name {
-        "post-checkout" | "post-merge" => super::checkout::run(&[], true, None, true),
+        "post-checkout" => {
+            let code = super::checkout::run(&[], true, None, true)?;
+            // `post-checkout <old> <new> <1: branch checkout>`; file checkouts keep modes.
+            if let [old, new, flag] = args {
+                if flag == "1" {
+                    read_only_pass(old, new);
+                }
+            }
+            Ok(code)
+        }
+        "post-merge" => {
+            let code = super::checkout::run(&[], true, None, true)?;
+            read_only_pass("ORIG_HEAD", "HEAD");
+            Ok(code)
+        }
         "pre-push" => pre_push(args),
         "update" => update(args),
         "post-update" => post_update(args),
+        "post-receive" => super::lock_hooks::post_receive(),
+        "pre-receive" => super::lock_hooks::pre_receive(),
         other => {
             tracing::debug!("no Dits action for hook {other}");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Lockable files the checkout changed become read-only (or writable, if locked by this
+/// user). A failure here must not fail the checkout: it is reported.
+fn read_only_pass(old: &str, new: &str) {
+    let done = Repo::discover().and_then(|repo| crate::lockable::after_checkout(&repo, old, new));
+    if let Err(e) = done {
+        eprintln!(
+            "warning: cannot set the modes of lockable files: {}",
+            crate::one_line(&e)
+        );
     }
 }
 
@@ -39,13 +67,18 @@ fn pre_push(args: &[String]) -> Result<ExitCode> {
         // The remote helper uploads the content itself, on the same connection.
         return Ok(ExitCode::SUCCESS);
     }
-    let (mut include, mut exclude) = (Vec::new(), Vec::new());
+    let (mut include, mut exclude, mut updates) = (Vec::new(), Vec::new(), Vec::new());
     for line in std::io::stdin().lock().lines() {
         let line = line?;
         let f: Vec<&str> = line.split_whitespace().collect();
-        if let [_, local, _, remote_oid] = f[..] {
+        if let [_, local, remote_ref, remote_oid] = f[..] {
             if !is_zero(local) {
                 include.push(local.to_owned());
+                updates.push(super::lock_hooks::RefUpdate {
+                    old: remote_oid.to_owned(),
+                    new: local.to_owned(),
+                    name: remote_ref.to_owned(),
+                });
             }
             if !is_zero(remote_oid) {
                 exclude.push(remote_oid.to_owned());
@@ -83,12 +116,31 @@ fn pre_push(args: &[String]) -> Result<ExitCode> {
     let url = git_remote_dits::DitsUrl::parse(&server).context(origin)?;
     let uploaded = Uploaded::for_server(&repo, &url);
     let found = with_content(&include, &uploaded.tips())?;
+    let server = crate::remote::DitsServer {
+        url,
+        origin: origin.to_owned(),
+    };
+    // The Git host cannot ask the Dits server about locks: this hook does (a hook can be
+    // skipped; a Git host that runs `git dits hook pre-receive` enforces it for everyone).
+    let session = match crate::remote::connect(&repo, &server, true, None) {
+        Ok(s) => s,
+        // Nothing to upload: a server that cannot be reached does not stop the push, but
+        // nobody could check locks, and that is said.
+        Err(e) if found.is_empty() => {
+            eprintln!(
+                "warning: cannot reach the Dits server to check locks, pushing anyway: {}",
+                crate::one_line(&e)
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(refusal) = super::lock_hooks::pre_push_check(&session, &remote, &updates)? {
+        eprintln!("error: {refusal}");
+        eprintln!("hint: `git push --no-verify` skips this check; a Git host that runs Dits's pre-receive hook refuses such a push anyway");
+        return Ok(ExitCode::from(1));
+    }
     if !found.is_empty() {
-        let server = crate::remote::DitsServer {
-            url,
-            origin: origin.to_owned(),
-        };
-        let session = crate::remote::connect(&repo, &server, true, None)?;
         let talk = git_remote_dits::helper::Verbosity {
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             quiet: false,
@@ -161,6 +213,12 @@ fn update(args: &[String]) -> Result<ExitCode> {
     };
     if is_zero(new) {
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(refusal) = super::lock_hooks::server_update_check(refname, new)? {
+        for line in refusal.lines() {
+            eprintln!("dits: {line}");
+        }
+        return Ok(ExitCode::from(1));
     }
     let git_dir = PathBuf::from(std::env::var_os("GIT_DIR").unwrap_or_else(|| ".".into()));
     let store = DiskStore::open_existing(git_dir.join("dits"));

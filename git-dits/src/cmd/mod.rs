@@ -7,6 +7,8 @@ mod env;
 mod fsck;
 mod hooks;
 pub mod install;
+mod lock;
+mod lock_hooks;
 mod ls_files;
 mod manpage;
 mod media_diff;
@@ -25,6 +27,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 pub(crate) use checkout::restage;
+pub use track::LOCKABLE;
 
 use crate::cli::{Cli, Cmd, MigrateAction};
 
@@ -33,7 +36,25 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Cmd::Install { scope, force } => install::install(*scope, *force, quiet),
         Cmd::Uninstall { scope } => install::uninstall(*scope, quiet),
-        Cmd::Track { patterns } => track::track(patterns, quiet),
+        Cmd::Track { patterns, lockable } => track::track(patterns, *lockable, quiet),
+        Cmd::Lock {
+            paths,
+            reason,
+            release_on_push,
+            json,
+        } => lock::lock(paths, reason, *release_on_push, *json, quiet),
+        Cmd::Unlock {
+            paths,
+            force,
+            reason,
+            json,
+        } => lock::unlock(paths, *force, reason, *json, quiet),
+        Cmd::Locks {
+            mine,
+            path,
+            user,
+            json,
+        } => lock::list(*mine, path, user.as_deref(), *json),
         Cmd::Untrack { patterns } => track::untrack(patterns, quiet),
         Cmd::LsFiles { rev, long } => ls_files::run(rev.as_deref(), *long),
         Cmd::Status => status::run(),

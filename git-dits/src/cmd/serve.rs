@@ -34,6 +34,7 @@ pub fn run(
             Ok(ExitCode::SUCCESS)
         }
         Some(ServeAction::Token { action }) => token(&root, action),
+        Some(ServeAction::Audit { repo }) => audit(&root, repo.as_deref()),
     }
 }
 
@@ -77,31 +78,72 @@ fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+fn audit(root: &Path, repo: Option<&str>) -> Result<ExitCode> {
+    use git_remote_dits::locks::{db_path, format_time, LockDb};
+    let db = LockDb::open(&db_path(root))?;
+    let mut out = std::io::stdout().lock();
+    for e in db.audit_log(repo)? {
+        let line = format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            format_time(e.at),
+            e.repo,
+            e.action,
+            e.lock.path,
+            e.lock.owner,
+            e.actor,
+            e.reason
+        );
+        if writeln!(out, "{}", line.trim_end()).is_err() {
+            break;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn token(root: &Path, action: &TokenAction) -> Result<ExitCode> {
     match action {
-        TokenAction::Add { repo, write, label } => {
-            let rights = if *write { Rights::Write } else { Rights::Read };
-            let token = auth::add(root, repo, rights, label)?;
+        TokenAction::Add {
+            repo,
+            write,
+            admin,
+            user,
+            label,
+        } => {
+            let rights = match (*admin, *write) {
+                (true, _) => Rights::Admin,
+                (false, true) => Rights::Write,
+                (false, false) => Rights::Read,
+            };
+            let user = match user.as_deref() {
+                Some(u) => u.to_owned(),
+                None if !label.is_empty() => label.split(' ').next().unwrap_or("").to_owned(),
+                None => anyhow::bail!(
+                    "a token needs a user, who owns the locks it takes; hint: add --user NAME"
+                ),
+            };
+            let token = auth::add(root, repo, rights, &user, label)?;
             println!("{token}");
             eprintln!(
-                "dits: new {} token for {repo}; it is shown only now. Clients store it with git's credential system (protocol=dits, password=<token>).",
-                if *write { "write" } else { "read" }
+                "dits: new {} token of {user} for {repo}; it is shown only now. Clients store it with git's credential system (protocol=dits, password=<token>).",
+                rights.as_str()
             );
         }
         TokenAction::List => {
             for e in auth::load(root)? {
-                let rights = match e.rights {
-                    Rights::Read => "read",
-                    Rights::Write => "write",
-                };
                 let short = e.hash.get(..12).unwrap_or(&e.hash);
-                println!("{short} {rights:5} {} {}", e.pattern, e.label);
+                println!(
+                    "{short} {:5} {} {} {}",
+                    e.rights.as_str(),
+                    e.pattern,
+                    e.user,
+                    e.label
+                );
             }
         }
         TokenAction::Revoke { which } => {
             let n = auth::revoke(root, which)?;
             if n == 0 {
-                eprintln!("error: no token has the label or hash prefix {which:?}; hint: `git dits serve token list`");
+                eprintln!("error: no token has the label, user or hash prefix {which:?}; hint: `git dits serve token list`");
                 return Ok(ExitCode::from(1));
             }
             eprintln!("dits: revoked {n} token(s)");

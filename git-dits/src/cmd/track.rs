@@ -20,6 +20,28 @@ fn is_dits_line(line: &str) -> bool {
     line.split_whitespace().skip(1).any(|a| a == "filter=dits")
 }
 
+/// Adds `lockable` to the Dits line of `pattern`; false if it had it already.
+fn make_lockable(text: &mut String, pattern: &str) -> bool {
+    let mut changed = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let is_it = words.next() == Some(pattern) && is_dits_line(l);
+            if is_it && !l.split_whitespace().any(|a| a == LOCKABLE) {
+                changed = true;
+                format!("{} {LOCKABLE}", l.trim_end())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    if changed {
+        *text = lines.join("\n") + "\n";
+    }
+    changed
+}
+
 fn tracked_patterns(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#') && is_dits_line(l))
@@ -27,7 +49,11 @@ fn tracked_patterns(text: &str) -> Vec<String> {
         .collect()
 }
 
-pub fn track(patterns: &[String], quiet: bool) -> Result<ExitCode> {
+/// The attribute that makes files read-only unless locked (the name Git LFS uses too, so
+/// a migrated repository keeps its lockable files).
+pub const LOCKABLE: &str = "lockable";
+
+pub fn track(patterns: &[String], lockable: bool, quiet: bool) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     let path = repo.work_tree()?.join(".gitattributes");
     let mut text = match fs::read_to_string(&path) {
@@ -49,7 +75,9 @@ pub fn track(patterns: &[String], quiet: bool) -> Result<ExitCode> {
     for p in patterns {
         let escaped = escape(p);
         if existing.contains(&escaped) {
-            if !quiet {
+            if lockable && make_lockable(&mut text, &escaped) {
+                added.push(escaped);
+            } else if !quiet {
                 eprintln!("{p} is already tracked");
             }
             continue;
@@ -57,14 +85,15 @@ pub fn track(patterns: &[String], quiet: bool) -> Result<ExitCode> {
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
-        text.push_str(&format!("{escaped} {ATTRS}\n"));
+        let extra = if lockable { " lockable" } else { "" };
+        text.push_str(&format!("{escaped} {ATTRS}{extra}\n"));
         added.push(escaped);
     }
     if !added.is_empty() {
         fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
         if !quiet {
             for p in &added {
-                eprintln!("Tracking {p}");
+                eprintln!("Tracking {p}{}", if lockable { " (lockable)" } else { "" });
             }
             eprintln!("hint: commit it so every clone uses Dits for these files: git add .gitattributes && git commit -m 'Track media with Dits'");
         }

@@ -413,6 +413,25 @@ impl Session {
         })
     }
 
+    /// One request about locks, and the server's answer (a refusal is an answer, not an
+    /// error: it names the locks in the way).
+    pub fn locks(
+        &self,
+        call: dits_core::locks::LockCall,
+    ) -> Result<dits_core::locks::LockReply, NetError> {
+        match self
+            .pipeline(vec![Message::Lock(call)], "lock-reply")?
+            .pop()
+        {
+            Some(Message::LockReply(reply)) => Ok(reply),
+            Some(other) => Err(self.unexpected(&other, "lock-reply")),
+            None => Err(NetError::Lost {
+                peer: self.peer(),
+                reason: "the server closed the stream without answering".into(),
+            }),
+        }
+    }
+
     /// Opens a tunnel to `git-upload-pack` / `git-receive-pack` of the repository.
     pub fn git_tunnel(
         &self,

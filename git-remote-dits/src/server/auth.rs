@@ -1,10 +1,13 @@
-//! Access tokens. The server keeps only each token's BLAKE3 hash, its rights and the
-//! repository paths it covers, one per line in `<root>/server/tokens`:
+//! Access tokens. The server keeps only each token's BLAKE3 hash, its rights, the
+//! repository paths it covers and whose it is, one per line in `<root>/server/tokens`:
 //!
 //! ```text
-//! <blake3 hex of the token> <read|write> <pattern> <label>
+//! <blake3 hex of the token> <read|write|admin> <pattern> <user> [<label>]
 //! ```
 //! A pattern is a repository path (`team/film`), a prefix ending in `/*` (`team/*`), or `*`.
+//! The user owns the locks the token takes; `admin` is write plus breaking other users'
+//! locks. (A line of the first format, `<hash> <rights> <pattern> <label>`, reads as user
+//! `<label>`.)
 //! The file is re-read on every connection, so tokens added or revoked apply at once.
 
 use std::fs;
@@ -21,6 +24,7 @@ pub struct TokenEntry {
     pub hash: String,
     pub rights: Rights,
     pub pattern: String,
+    pub user: String,
     pub label: String,
 }
 
@@ -65,24 +69,26 @@ pub fn load(root: &Path) -> Result<Vec<TokenEntry>, NetError> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let mut f = line.splitn(4, ' ');
+        let mut f = line.splitn(5, ' ');
         let (Some(hash), Some(rights), Some(pattern)) = (f.next(), f.next(), f.next()) else {
             tracing::warn!("{}:{}: malformed token line ignored", path.display(), n + 1);
             continue;
         };
-        let rights = match rights {
-            "read" => Rights::Read,
-            "write" => Rights::Write,
-            _ => {
-                tracing::warn!(
-                    "{}:{}: unknown rights {rights:?}; line ignored",
-                    path.display(),
-                    n + 1
-                );
-                continue;
-            }
+        let Some(rights) = Rights::from_name(rights) else {
+            tracing::warn!(
+                "{}:{}: unknown rights {rights:?}; line ignored",
+                path.display(),
+                n + 1
+            );
+            continue;
         };
+        let user = f.next().unwrap_or("").to_owned();
         out.push(TokenEntry {
+            user: if user.is_empty() {
+                format!("token-{}", &hash[..hash.len().min(8)])
+            } else {
+                user
+            },
             hash: hash.to_owned(),
             rights,
             pattern: pattern.to_owned(),
@@ -92,14 +98,18 @@ pub fn load(root: &Path) -> Result<Vec<TokenEntry>, NetError> {
     Ok(out)
 }
 
-/// The best rights `token` grants on `repo`, if any.
-pub fn rights_for(entries: &[TokenEntry], token: &str, repo: &str) -> Option<Rights> {
+/// The entry of `token` granting the most on `repo`, if any.
+pub fn grant_for<'a>(entries: &'a [TokenEntry], token: &str, repo: &str) -> Option<&'a TokenEntry> {
     let h = hash(token);
     entries
         .iter()
         .filter(|e| e.hash == h && matches(&e.pattern, repo))
-        .map(|e| e.rights)
-        .max()
+        .max_by_key(|e| e.rights)
+}
+
+/// The best rights `token` grants on `repo`, if any.
+pub fn rights_for(entries: &[TokenEntry], token: &str, repo: &str) -> Option<Rights> {
+    grant_for(entries, token, repo).map(|e| e.rights)
 }
 
 /// Whether `token` is known at all (to tell "wrong repository" from "unknown token").
@@ -112,14 +122,20 @@ fn save(root: &Path, entries: &[TokenEntry]) -> Result<(), NetError> {
     let path = tokens_path(root);
     let dir = path.parent().expect("tokens live in <root>/server");
     fs::create_dir_all(dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
-    let mut text =
-        String::from("# git dits serve tokens: <blake3 of token> <read|write> <pattern> <label>\n");
+    let mut text = String::from(
+        "# git dits serve tokens: <blake3 of token> <read|write|admin> <pattern> <user> [<label>]\n",
+    );
     for e in entries {
-        let rights = match e.rights {
-            Rights::Read => "read",
-            Rights::Write => "write",
-        };
-        text.push_str(&format!("{} {rights} {} {}\n", e.hash, e.pattern, e.label));
+        let line = format!(
+            "{} {} {} {} {}",
+            e.hash,
+            e.rights.as_str(),
+            e.pattern,
+            e.user,
+            e.label
+        );
+        text.push_str(line.trim_end());
+        text.push('\n');
     }
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
@@ -137,9 +153,32 @@ fn save(root: &Path, entries: &[TokenEntry]) -> Result<(), NetError> {
     write().map_err(|e| NetError::io(format!("writing {}", path.display()), e))
 }
 
-/// Creates a token; returns it (the only time it is ever shown).
-pub fn add(root: &Path, pattern: &str, rights: Rights, label: &str) -> Result<String, NetError> {
+/// Whether `name` can be a token's user: one word of letters, digits and `.-_@`.
+pub fn check_user(name: &str) -> Result<(), NetError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::Config(format!(
+            "{name:?} cannot be a user name: use one word of letters, digits, '.', '-', '_' or '@'"
+        )))
+    }
+}
+
+/// Creates a token for `user`; returns it (the only time it is ever shown).
+pub fn add(
+    root: &Path,
+    pattern: &str,
+    rights: Rights,
+    user: &str,
+    label: &str,
+) -> Result<String, NetError> {
     check_pattern(pattern)?;
+    check_user(user)?;
     if label.contains('\n') {
         return Err(NetError::Config("a token label must be one line".into()));
     }
@@ -155,17 +194,20 @@ pub fn add(root: &Path, pattern: &str, rights: Rights, label: &str) -> Result<St
         hash: hash(&token),
         rights,
         pattern: pattern.to_owned(),
+        user: user.to_owned(),
         label: label.to_owned(),
     });
     save(root, &entries)?;
     Ok(token)
 }
 
-/// Removes tokens whose label or hash prefix (at least 8 hex digits) is `which`.
+/// Removes tokens whose label, user or hash prefix (at least 8 hex digits) is `which`.
 pub fn revoke(root: &Path, which: &str) -> Result<usize, NetError> {
     let mut entries = load(root)?;
     let before = entries.len();
-    entries.retain(|e| !(e.label == which || (which.len() >= 8 && e.hash.starts_with(which))));
+    entries.retain(|e| {
+        !(e.label == which || e.user == which || (which.len() >= 8 && e.hash.starts_with(which)))
+    });
     let removed = before - entries.len();
     if removed > 0 {
         save(root, &entries)?;
@@ -180,8 +222,8 @@ mod tests {
     #[test]
     fn tokens_grant_only_their_repositories_and_rights() {
         let dir = tempfile::tempdir().unwrap();
-        let w = add(dir.path(), "team/*", Rights::Write, "alice").unwrap();
-        let r = add(dir.path(), "team/film", Rights::Read, "ci").unwrap();
+        let w = add(dir.path(), "team/*", Rights::Write, "alice", "").unwrap();
+        let r = add(dir.path(), "team/film", Rights::Read, "ci", "nightly").unwrap();
         let entries = load(dir.path()).unwrap();
         assert_eq!(rights_for(&entries, &w, "team/film"), Some(Rights::Write));
         assert_eq!(rights_for(&entries, &w, "team/a/b"), Some(Rights::Write));
@@ -193,7 +235,9 @@ mod tests {
         assert!(known(&entries, &r) && !known(&entries, "nope"));
         let text = fs::read_to_string(tokens_path(dir.path())).unwrap();
         assert!(!text.contains(&w), "tokens are stored hashed");
-        assert!(add(dir.path(), "../x", Rights::Read, "bad").is_err());
+        assert!(add(dir.path(), "../x", Rights::Read, "bad", "").is_err());
+        assert!(add(dir.path(), "x", Rights::Read, "two words", "").is_err());
+        assert_eq!(grant_for(&entries, &r, "team/film").unwrap().user, "ci");
         assert_eq!(revoke(dir.path(), "ci").unwrap(), 1);
         let entries = load(dir.path()).unwrap();
         assert_eq!(rights_for(&entries, &r, "team/film"), None);

@@ -24,6 +24,8 @@ pub const MAX_HELLOS: u32 = 4;
 pub struct Granted {
     pub repo: String,
     pub rights: Rights,
+    /// The token's user: who owns the locks this connection takes.
+    pub user: String,
 }
 
 /// What the streams of one connection share.
@@ -66,6 +68,24 @@ impl Request {
                 ),
             )),
             Some(g) => Ok(g.clone()),
+        }
+    }
+
+    /// Like [`Request::granted`], naming what needs the rights in the refusal.
+    pub fn granted_for(&self, needed: Rights, doing: &str) -> Result<Granted, Fail> {
+        use dits_core::wire::ErrorCode;
+        match self.granted(needed) {
+            Err(Fail::Refuse(ErrorCode::Forbidden, _)) => {
+                let g = self.state().granted.clone();
+                let (repo, user) = g.map(|g| (g.repo, g.user)).unwrap_or_default();
+                Err(Fail::Refuse(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "{doing} needs a token with write rights; {user}'s token is read-only for {repo}; hint: ask the server's admin for one (`git dits serve token add --write`)"
+                    ),
+                ))
+            }
+            other => other,
         }
     }
 

@@ -19,12 +19,22 @@ fn plausible_protocol(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b':' | b'.' | b'-' | b'_'))
 }
 
+/// Who pushes, for the hooks (`DITS_USER`, `DITS_REPO`, `DITS_SERVER_ROOT`): they check
+/// and release locks in the server's database.
+pub struct Pusher<'a> {
+    pub user: &'a str,
+    pub repo: &'a str,
+    pub root: &'a Path,
+}
+
 /// Runs `service` (`upload-pack` or `receive-pack`) on `dir` with the stream as its stdio.
 /// Returns once git exits and its output is flushed to the stream.
+#[allow(clippy::too_many_arguments)]
 pub async fn tunnel(
     service: &str,
     dir: &Path,
     hooks: &Path,
+    pusher: Pusher<'_>,
     protocol: &str,
     mut send: SendHalf,
     mut recv: RecvHalf,
@@ -40,6 +50,9 @@ pub async fn tunnel(
     if service == "upload-pack" {
         cmd.arg("--strict");
     }
+    cmd.env("DITS_USER", pusher.user)
+        .env("DITS_REPO", pusher.repo)
+        .env("DITS_SERVER_ROOT", pusher.root);
     if !protocol.is_empty() && plausible_protocol(protocol) {
         cmd.env("GIT_PROTOCOL", protocol);
     }

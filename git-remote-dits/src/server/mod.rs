@@ -7,6 +7,7 @@
 //! server/tokens              access tokens (hashed), see `auth`
 //! server/hooks/update        the integrity hook every repository runs
 //! server/transfer.log        one line per batch moved
+//! server/locks.db            locks, their audit log and notices (SQLite, see `locks::db`)
 //! repos/<path>.git           bare repositories; <path>.git/dits is each one's chunk store
 //! ```
 //!
@@ -57,6 +58,8 @@ pub struct Context {
     repos: repos::Repos,
     log: log::TransferLog,
     limits: Arc<limits::Gauges>,
+    /// Locks of every repository (`server/locks.db`).
+    locks: crate::locks::LockDb,
 }
 
 impl Context {
@@ -75,6 +78,7 @@ impl Context {
             log: log::TransferLog::open(root)?,
             root: root.to_owned(),
             limits: Arc::new(limits::Gauges::new(limits)),
+            locks: crate::locks::LockDb::open(&crate::locks::db_path(root))?,
         }))
     }
 }

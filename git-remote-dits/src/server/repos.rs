@@ -39,8 +39,9 @@ impl Repos {
     }
 
     /// Hooks every repository runs (see `git dits hook`): `update` refuses a ref whose new
-    /// commits reference content the server lacks; `post-update` points a new repository's
-    /// HEAD at the first branch pushed, as Git hosts do. Rewritten at each start to run this
+    /// commits reference content the server lacks or change a path someone else locked;
+    /// `post-update` points a new repository's HEAD at the first branch pushed, as Git hosts
+    /// do; `post-receive` releases locks the push landed changes to, where asked. Rewritten at each start to run this
     /// binary.
     fn write_hooks(&self) -> Result<(), NetError> {
         use std::os::unix::fs::PermissionsExt;
@@ -58,6 +59,7 @@ impl Repos {
                 "post-update",
                 "give a new repository's HEAD the first branch pushed",
             ),
+            ("post-receive", "release the locks a push asked to release"),
         ] {
             let script = format!(
                 "#!/bin/sh\n# Written by `git dits serve`: {why}.\nexec '{program}' hook {name} \"$@\"\n"

@@ -78,12 +78,20 @@ impl Env {
         (server, token)
     }
 
-    /// A new token for `pattern` (write or read-only).
+    /// A new token of user `tester` for `pattern` (write or read-only).
     pub fn token(&self, server: &Server, pattern: &str, write: bool) -> String {
+        let rights = if write { "--write" } else { "--read" };
+        self.user_token(server, pattern, rights, "tester")
+    }
+
+    /// A new token of `user` for `pattern`; `rights` is `--read`, `--write` or `--admin`.
+    pub fn user_token(&self, server: &Server, pattern: &str, rights: &str, user: &str) -> String {
         let root = server.root.display().to_string();
-        let mut args = vec!["serve", "--root", &root, "token", "add", "--repo", pattern];
-        if write {
-            args.push("--write");
+        let mut args = vec![
+            "serve", "--root", &root, "token", "add", "--repo", pattern, "--user", user,
+        ];
+        if rights != "--read" {
+            args.push(rights);
         }
         stdout_of(&self.dits(self.tmp.path(), &args))
             .trim()

@@ -56,8 +56,13 @@ pub async fn handle(
     }
     let label = format!("{} {}", req.peer, g.repo);
     let hooks = req.ctx.repos.hooks_dir();
+    let pusher = super::super::git::Pusher {
+        user: &g.user,
+        repo: &g.repo,
+        root: &req.ctx.root,
+    };
     if let Err(e) =
-        super::super::git::tunnel(name, &dir, &hooks, protocol, w.send, r.recv, label).await
+        super::super::git::tunnel(name, &dir, &hooks, pusher, protocol, w.send, r.recv, label).await
     {
         tracing::error!("{}: {e}", req.peer);
     }

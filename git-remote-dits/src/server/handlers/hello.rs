@@ -45,7 +45,7 @@ pub async fn handle(req: &Request, hello: Message, w: &mut FrameWriter) -> Resul
         ));
     };
     let entries = auth::load(&req.ctx.root)?;
-    let Some(rights) = auth::rights_for(&entries, &token, &repo) else {
+    let Some(entry) = auth::grant_for(&entries, &token, &repo) else {
         return Err(if auth::known(&entries, &token) {
             Fail::Refuse(
                 ErrorCode::Forbidden,
@@ -55,11 +55,13 @@ pub async fn handle(req: &Request, hello: Message, w: &mut FrameWriter) -> Resul
             Fail::Refuse(ErrorCode::AuthRequired, "unknown or revoked token".into())
         });
     };
+    let rights = entry.rights;
     let granted = Granted {
         repo: repo.clone(),
         rights,
+        user: entry.user.clone(),
     };
-    if !req.authenticate(granted, &auth::hash(&token)) {
+    if !req.authenticate(granted.clone(), &auth::hash(&token)) {
         return Err(Fail::Refuse(
             ErrorCode::Busy,
             format!(
@@ -69,8 +71,9 @@ pub async fn handle(req: &Request, hello: Message, w: &mut FrameWriter) -> Resul
         ));
     }
     tracing::info!(
-        "{}: {agent} authenticated for {repo} ({rights:?})",
-        req.peer
+        "{}: {agent} authenticated as {} for {repo} ({rights:?})",
+        req.peer,
+        granted.user
     );
     w.send(&Message::Welcome {
         version: PROTOCOL_VERSION,

@@ -24,8 +24,9 @@ impl Server {
         let ctx = Context::open(dir.path(), "git-dits".into(), Limits::default())
             .expect("server context");
         let write_token =
-            auth::add(dir.path(), "team/film", Rights::Write, "writer").expect("token");
-        let read_token = auth::add(dir.path(), "team/film", Rights::Read, "reader").expect("token");
+            auth::add(dir.path(), "team/film", Rights::Write, "writer", "").expect("token");
+        let read_token =
+            auth::add(dir.path(), "team/film", Rights::Read, "reader", "").expect("token");
         Server {
             _dir: dir,
             ctx,

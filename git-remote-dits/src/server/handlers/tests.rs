@@ -203,3 +203,100 @@ async fn a_manifest_is_stored_only_for_content_that_hashes_to_its_id() {
         .await;
     assert_eq!(refused(&answer), Some(ErrorCode::MissingObjects));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_requests_belong_to_the_token_user_and_need_their_rights() {
+    use dits_core::locks::{
+        CheckRequest, ListRequest, LockAsk, LockCall, LockReply, LockRequest, Refusal,
+        UnlockRequest,
+    };
+    let s = Server::new();
+    let writer = s.connection(Some(&s.write_token)).await;
+    let reader = s.connection(Some(&s.read_token)).await;
+    let lock = |path: &str| {
+        Message::Lock(LockCall::Lock(LockRequest {
+            branch: "refs/heads/main".into(),
+            paths: vec![LockAsk {
+                path: path.into(),
+                blob: None,
+            }],
+            reason: "edit".into(),
+            base: None,
+            release_on_push: false,
+        }))
+    };
+    let answer = s.exchange(&writer, &[lock("a.psd")]).await;
+    assert!(
+        matches!(&answer[..], [Message::LockReply(LockReply::Ok { locks, .. })] if locks[0].owner == "writer"),
+        "{answer:?}"
+    );
+    // A read-only token may not lock, a bad path is refused by name.
+    assert_eq!(
+        refused(&s.exchange(&reader, &[lock("b.psd")]).await),
+        Some(ErrorCode::Forbidden)
+    );
+    let answer = s.exchange(&writer, &[lock("../etc/passwd")]).await;
+    assert!(
+        matches!(&answer[..], [Message::Error { code: ErrorCode::BadRequest, message }] if message.contains("../etc/passwd")),
+        "{answer:?}"
+    );
+    // The reader lists it and is told a push of it would break it.
+    let answer = s
+        .exchange(
+            &reader,
+            &[Message::Lock(LockCall::List(ListRequest::default()))],
+        )
+        .await;
+    assert!(
+        matches!(&answer[..], [Message::LockReply(LockReply::Ok { locks, .. })] if locks.len() == 1),
+        "{answer:?}"
+    );
+    let check = |pusher: Option<&str>| {
+        Message::Lock(LockCall::Check(CheckRequest {
+            branch: "refs/heads/main".into(),
+            paths: vec!["a.psd".into(), "c.txt".into()],
+            pusher: pusher.map(str::to_owned),
+        }))
+    };
+    let answer = s.exchange(&reader, &[check(None)]).await;
+    assert!(
+        matches!(&answer[..], [Message::LockReply(LockReply::Ok { locks, .. })] if locks.len() == 1),
+        "{answer:?}"
+    );
+    // Asking for another pusher needs an admin token.
+    assert_eq!(
+        refused(&s.exchange(&reader, &[check(Some("writer"))]).await),
+        Some(ErrorCode::Forbidden)
+    );
+    // Only the holder unlocks without force.
+    let unlock = Message::Lock(LockCall::Unlock(UnlockRequest {
+        paths: vec!["a.psd".into()],
+        force: true,
+        reason: "mine".into(),
+    }));
+    let answer = s.exchange(&writer, &[unlock]).await;
+    assert!(
+        matches!(&answer[..], [Message::LockReply(LockReply::Ok { locks, .. })] if locks.len() == 1),
+        "{answer:?}"
+    );
+    let answer = s
+        .exchange(
+            &writer,
+            &[Message::Lock(LockCall::Unlock(UnlockRequest {
+                paths: vec!["a.psd".into()],
+                force: false,
+                reason: String::new(),
+            }))],
+        )
+        .await;
+    assert!(
+        matches!(
+            &answer[..],
+            [Message::LockReply(LockReply::Refused {
+                why: Refusal::NotLocked,
+                ..
+            })]
+        ),
+        "{answer:?}"
+    );
+}
