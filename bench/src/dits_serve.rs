@@ -60,9 +60,14 @@ pub fn unavailable(runner: &Runner, dir: &Path) -> Option<String> {
 
 /// Adds a write token for `repo` under `root` and returns it.
 pub fn add_token(runner: &Runner, root: &Path, repo: &str) -> Result<String> {
+    add_token_for(runner, root, repo, "bench")
+}
+
+/// Adds a write token of `user` for `repo` under `root` and returns it.
+pub fn add_token_for(runner: &Runner, root: &Path, repo: &str, user: &str) -> Result<String> {
     let mut cmd = runner.git_command(root, &["dits", "serve", "token", "add", "--root"]);
     cmd.arg(root)
-        .args(["--repo", repo, "--write", "--user", "bench"]);
+        .args(["--repo", repo, "--write", "--user", user]);
     let out = crate::proc::run(cmd)?;
     let token = out.trim();
     if token.is_empty() || token.contains(char::is_whitespace) {

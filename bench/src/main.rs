@@ -11,7 +11,8 @@
 //! `transport.rs`). `dits-bench migrate ...` rewrites one seeded history with `git dits
 //! migrate import` and with `git lfs migrate import`, alternating (see `migrate.rs`).
 //! `dits-bench files ...` times add, commit, status, switch and checkout of thousands of
-//! files with Dits and with Git LFS, alternating (see `files.rs`).
+//! files with Dits and with Git LFS, alternating (see `files.rs`). `dits-bench locks ...`
+//! times lock, unlock, listing, the push check and the read-only checkout (see `locks.rs`).
 
 mod args;
 mod cases;
@@ -20,6 +21,7 @@ mod dits_serve;
 mod files;
 mod files_report;
 mod giftless;
+mod locks;
 mod media;
 mod media_add;
 mod media_report;
@@ -49,6 +51,7 @@ usage: dits-bench [--size-mib N] [--repeat K] [--dir DIR] [--out FILE]
        dits-bench transport --help  (push and clone over QUIC vs TLS over TCP, alternating)
        dits-bench migrate --help    (rewriting a history: git dits vs git lfs migrate import)
        dits-bench files --help      (many files: add, status, switch, checkout; Dits vs Git LFS)
+       dits-bench locks --help      (lock, unlock, list, push check, read-only checkout)
 
   --size-mib N    size of the seeded file (default 1024)
   --repeat K      run each headline operation K times and report the median (default 1)
@@ -229,6 +232,8 @@ fn main() -> ExitCode {
         migrate::run(args.skip(1))
     } else if args.peek().is_some_and(|a| a == "files") {
         files::run(args.skip(1))
+    } else if args.peek().is_some_and(|a| a == "locks") {
+        locks::run(args.skip(1))
     } else {
         run()
     };

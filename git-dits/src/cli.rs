@@ -50,6 +50,13 @@ pub enum ServeAction {
         #[arg(long)]
         repo: Option<String>,
     },
+    /// Write a consistent copy of the lock database (locks, audit log, notices) to FILE,
+    /// while the server runs: what a backup takes instead of copying server/locks.db.
+    BackupLocks {
+        /// A new file to write.
+        #[arg(value_name = "FILE")]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -35,6 +35,12 @@ pub fn run(
         }
         Some(ServeAction::Token { action }) => token(&root, action),
         Some(ServeAction::Audit { repo }) => audit(&root, repo.as_deref()),
+        Some(ServeAction::BackupLocks { to }) => {
+            use git_remote_dits::locks::{db_path, LockDb};
+            LockDb::open(&db_path(&root))?.backup_to(to)?;
+            eprintln!("dits: lock database copied to {}", to.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -154,7 +154,12 @@ pub fn credential_report(cred: &Credential, worked: bool) {
         cred.request, cred.username, cred.password
     );
     let action = if worked { "approve" } else { "reject" };
-    run_with_input(&["credential", action], &text);
+    // An approval only confirms what the helpers gave (or stores what was typed): the
+    // command need not wait the 20-30 ms git takes for it. A rejection is waited for, so
+    // the next attempt cannot be handed the same bad token.
+    let mut cmd = Command::new("git");
+    cmd.args(["credential", action]);
+    feed(cmd, &text, !worked);
     if let Some(stay) = cred.typed.filter(|d| !d.is_zero()) {
         if worked {
             let timeout = format!("--timeout={}", stay.as_secs());
@@ -163,7 +168,7 @@ pub fn credential_report(cred: &Credential, worked: bool) {
             let mut store = Command::new("git");
             store.args(["credential-cache", &timeout, "store"]);
             std::os::unix::process::CommandExt::process_group(&mut store, 0);
-            feed(store, &text);
+            feed(store, &text, true);
         } else {
             run_with_input(&["credential-cache", "erase"], &text);
         }
@@ -175,10 +180,12 @@ pub fn credential_report(cred: &Credential, worked: bool) {
 fn run_with_input(args: &[&str], input: &str) {
     let mut cmd = Command::new("git");
     cmd.args(args);
-    feed(cmd, input);
+    feed(cmd, input, true);
 }
 
-fn feed(mut cmd: Command, input: &str) {
+/// Starts `cmd` with `input` on its stdin and output dropped; waits for it if `wait` (else
+/// it finishes on its own: the input is in the pipe and the pipe closed).
+fn feed(mut cmd: Command, input: &str, wait: bool) {
     let spawned = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -188,5 +195,7 @@ fn feed(mut cmd: Command, input: &str) {
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
-    let _ = child.wait();
+    if wait {
+        let _ = child.wait();
+    }
 }

@@ -439,6 +439,17 @@ impl LockDb {
         })
     }
 
+    /// Writes a consistent copy of the whole database to `dest` (a new file) while the
+    /// server runs: SQLite's `VACUUM INTO`, one read transaction.
+    pub fn backup_to(&self, dest: &Path) -> Result<(), NetError> {
+        let dest = dest
+            .to_str()
+            .ok_or_else(|| NetError::Config(format!("{}: not a UTF-8 path", dest.display())))?;
+        self.read("backing up the lock database", |conn| {
+            conn.execute("VACUUM INTO ?1", params![dest]).map(drop)
+        })
+    }
+
     /// The audit log, oldest first (of one repository, or all).
     pub fn audit_log(&self, repo: Option<&str>) -> Result<Vec<AuditEntry>, NetError> {
         self.read("reading the audit log", |conn| {

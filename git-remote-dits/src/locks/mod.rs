@@ -146,19 +146,26 @@ pub fn blobs_at(
     commit: &str,
     paths: &[&str],
 ) -> Result<std::collections::HashMap<String, String>, NetError> {
+    let mut cmd = git_in(dir);
+    cmd.args(["ls-tree", "-r", "-z", "--full-tree", commit, "--"]);
+    // A few paths are looked up by name; many by one pass over the whole tree (git matches
+    // every entry against every pathspec, which grows as their product).
+    let wanted: Option<std::collections::HashSet<&str>> = if paths.len() > 64 {
+        Some(paths.iter().copied().collect())
+    } else {
+        cmd.args(paths);
+        None
+    };
     let mut out = std::collections::HashMap::new();
-    // A few thousand paths per git run keeps the command line short.
-    for batch in paths.chunks(2000) {
-        let mut cmd = git_in(dir);
-        cmd.args(["ls-tree", "-r", "-z", "--full-tree", commit, "--"])
-            .args(batch);
-        for entry in run(cmd, "reading the tree of the branch")?.split(|&b| b == 0) {
-            // `<mode> SP <type> SP <oid> TAB <path>`
-            let entry = String::from_utf8_lossy(entry);
-            if let Some((head, path)) = entry.split_once('\t') {
-                if let Some(oid) = head.split(' ').nth(2) {
-                    out.insert(path.to_owned(), oid.to_owned());
-                }
+    for entry in run(cmd, "reading the tree of the branch")?.split(|&b| b == 0) {
+        // `<mode> SP <type> SP <oid> TAB <path>`
+        let entry = String::from_utf8_lossy(entry);
+        if let Some((head, path)) = entry.split_once('\t') {
+            if wanted.as_ref().is_some_and(|w| !w.contains(path)) {
+                continue;
+            }
+            if let Some(oid) = head.split(' ').nth(2) {
+                out.insert(path.to_owned(), oid.to_owned());
             }
         }
     }
@@ -187,22 +194,25 @@ pub fn behind(
     let Some(base) = base.and_then(|b| resolve_commit(dir, b)) else {
         return Ok(differ.into_iter().map(|a| a.path.clone()).collect());
     };
-    let mut changed = std::collections::HashSet::new();
-    for batch in differ.chunks(2000) {
-        let mut cmd = git_in(dir);
-        cmd.args([
-            "diff-tree",
-            "-r",
-            "-z",
-            "--name-only",
-            "--no-renames",
-            &base,
-            tip,
-            "--",
-        ])
-        .args(batch.iter().map(|a| a.path.as_str()));
-        changed.extend(nul_paths(&run(cmd, "comparing the branch with your copy")?));
+    let mut cmd = git_in(dir);
+    cmd.args([
+        "diff-tree",
+        "-r",
+        "-z",
+        "--name-only",
+        "--no-renames",
+        &base,
+        tip,
+        "--",
+    ]);
+    // As in `blobs_at`: many paths are found in one pass over the whole difference.
+    if differ.len() <= 64 {
+        cmd.args(differ.iter().map(|a| a.path.as_str()));
     }
+    let changed: std::collections::HashSet<String> =
+        nul_paths(&run(cmd, "comparing the branch with your copy")?)
+            .into_iter()
+            .collect();
     Ok(differ
         .into_iter()
         .filter(|a| changed.contains(&a.path))
