@@ -97,7 +97,9 @@ fn push_clone_pull_branches_tags_force_and_delete() {
         env.git(&a, &["push", "-q", "origin", "--delete", "feature"]);
         let refs = env.git_stdout(&a, &["ls-remote", "origin"]);
         assert!(!refs.contains("refs/heads/feature"), "{refs}");
-        assert!(server.server_log().contains("authenticated for team/film"));
+        assert!(server
+            .server_log()
+            .contains("authenticated as tester for team/film"));
 
         // A repository created by pushing a branch that is not git's default gets that
         // branch as HEAD, so clones check it out.
