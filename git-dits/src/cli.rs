@@ -234,9 +234,10 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Release locks. `--force` breaks someone else's lock (admin tokens only; recorded in
-    /// the server's audit log and shown to the holder). Exit codes: 0 released, 2 bad input,
-    /// 5 not locked, or not yours without --force.
+    /// Release locks. Refused while your change to a file is not committed and pushed.
+    /// `--force` breaks someone else's lock (admin tokens only; recorded in the server's audit
+    /// log and shown to the holder) or gives up your unpushed change. Exit codes: 0 released,
+    /// 2 bad input, 5 not locked, or not yours without --force, 6 unsaved work.
     Unlock {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,

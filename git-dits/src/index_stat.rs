@@ -37,6 +37,84 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// nothing was written.
 pub fn record(repo: &Repo, files: &[(PathBuf, Pointer)]) -> Result<Vec<(PathBuf, Pointer)>> {
     let work_tree = repo.work_tree()?;
+    let pointer_blob = |p: &Pointer| {
+        gix::objs::compute_hash(
+            repo.repo.object_hash(),
+            gix::objs::Kind::Blob,
+            &p.to_bytes(),
+        )
+    };
+    let edited = rewrite(repo, |index, index_second| {
+        let mut left = Vec::new();
+        let mut changed = false;
+        for (rel, pointer) in files {
+            let abs = work_tree.join(rel);
+            let key = gix::path::os_str_into_bstr(rel.as_os_str()).ok();
+            let entry = key.and_then(|k| index.entry_mut_by_path_and_stage(k, Stage::Unconflicted));
+            let stat = match entry {
+                Some(entry) if Some(entry.id) == pointer_blob(pointer).ok() => {
+                    current_stat(repo, rel, &abs, pointer, index_second).map(|stat| (entry, stat))
+                }
+                _ => None,
+            };
+            match stat {
+                Some((entry, stat)) => {
+                    entry.stat = stat;
+                    changed = true;
+                }
+                None => left.push((rel.clone(), *pointer)),
+            }
+        }
+        (left, changed)
+    })?;
+    Ok(edited.unwrap_or_else(|| files.to_vec()))
+}
+
+/// After Dits changed only the permissions of `paths` (lockable files made read-only or
+/// writable): a chmod moves the ctime, which git compares, so the next `git status` would
+/// read (and clean) each file again. The new ctime goes into the index, for entries whose
+/// every other stat field still matches the file (so the content is what the index says).
+pub fn record_mode_change(repo: &Repo, paths: &[String]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let work_tree = repo.work_tree()?;
+    rewrite(repo, |index, _| {
+        let mut changed = false;
+        for rel in paths {
+            let Some(entry) =
+                index.entry_mut_by_path_and_stage(rel.as_str().into(), Stage::Unconflicted)
+            else {
+                continue;
+            };
+            let Ok(meta) = gix::index::fs::Metadata::from_path_no_follow(&work_tree.join(rel))
+            else {
+                continue;
+            };
+            let Ok(now) = Stat::from_fs(&meta) else {
+                continue;
+            };
+            let same_but_ctime = Stat {
+                ctime: entry.stat.ctime,
+                ..now
+            } == entry.stat;
+            if same_but_ctime && now.ctime != entry.stat.ctime {
+                entry.stat.ctime = now.ctime;
+                changed = true;
+            }
+        }
+        ((), changed)
+    })?;
+    Ok(())
+}
+
+/// Reads the index under git's `index.lock`, lets `edit` change entries (it says whether it
+/// did), and writes it back keeping its mtime (see the module doc). `edit` gets the index's
+/// mtime to the second. `None` if the index is of a kind this code cannot rewrite.
+fn rewrite<T>(
+    repo: &Repo,
+    edit: impl FnOnce(&mut gix::index::File, SystemTime) -> (T, bool),
+) -> Result<Option<T>> {
     let index_path = repo.repo.index_path();
     let mut lock = gix::lock::File::acquire_to_update_resource(
         &index_path,
@@ -57,7 +135,7 @@ pub fn record(repo: &Repo, files: &[(PathBuf, Pointer)]) -> Result<Vec<(PathBuf,
     )
     .with_context(|| format!("reading {}", index_path.display()))?;
     if !rewritable(&index) {
-        return Ok(files.to_vec());
+        return Ok(None);
     }
     // Git compares whole seconds here unless built with USE_NSEC, which it is not by default:
     // a file whose mtime is not before this second would be racily clean.
@@ -65,35 +143,9 @@ pub fn record(repo: &Repo, files: &[(PathBuf, Pointer)]) -> Result<Vec<(PathBuf,
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| SystemTime::UNIX_EPOCH + Duration::from_secs(d.as_secs()))
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let pointer_blob = |p: &Pointer| {
-        gix::objs::compute_hash(
-            repo.repo.object_hash(),
-            gix::objs::Kind::Blob,
-            &p.to_bytes(),
-        )
-    };
-    let mut left = Vec::new();
-    let mut changed = false;
-    for (rel, pointer) in files {
-        let abs = work_tree.join(rel);
-        let key = gix::path::os_str_into_bstr(rel.as_os_str()).ok();
-        let entry = key.and_then(|k| index.entry_mut_by_path_and_stage(k, Stage::Unconflicted));
-        let stat = match entry {
-            Some(entry) if Some(entry.id) == pointer_blob(pointer).ok() => {
-                current_stat(repo, rel, &abs, pointer, index_second).map(|stat| (entry, stat))
-            }
-            _ => None,
-        };
-        match stat {
-            Some((entry, stat)) => {
-                entry.stat = stat;
-                changed = true;
-            }
-            None => left.push((rel.clone(), *pointer)),
-        }
-    }
+    let (out, changed) = edit(&mut index, index_second);
     if !changed {
-        return Ok(left);
+        return Ok(Some(out));
     }
     lock.with_mut(|out| {
         let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut *out);
@@ -108,7 +160,7 @@ pub fn record(repo: &Repo, files: &[(PathBuf, Pointer)]) -> Result<Vec<(PathBuf,
     lock.commit()
         .map_err(|e| e.error)
         .with_context(|| format!("replacing {}", index_path.display()))?;
-    Ok(left)
+    Ok(Some(out))
 }
 
 /// Indexes whose every part gix writes back (it writes the tree cache and nothing else).

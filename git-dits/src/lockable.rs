@@ -94,17 +94,30 @@ pub fn apply(repo: &Repo, paths: &[String]) -> Result<usize> {
         return Ok(0);
     }
     let held = mine(repo);
+    set_modes(
+        repo,
+        lockable.into_iter().map(|p| {
+            let writable = held.contains(&p);
+            (p, writable)
+        }),
+    )
+}
+
+/// Makes each path writable or read-only, and tells git's index that only the mode changed
+/// (see `index_stat::record_mode_change`). Returns how many changed.
+pub fn set_modes(repo: &Repo, modes: impl IntoIterator<Item = (String, bool)>) -> Result<usize> {
     let work_tree = repo.work_tree()?;
-    let mut changed = 0;
-    for p in &lockable {
-        let abs = work_tree.join(p);
-        if set_writable(&abs, held.contains(p))
+    let mut changed = Vec::new();
+    for (p, writable) in modes {
+        let abs = work_tree.join(&p);
+        if set_writable(&abs, writable)
             .with_context(|| format!("setting the mode of {}", abs.display()))?
         {
-            changed += 1;
+            changed.push(p);
         }
     }
-    Ok(changed)
+    crate::index_stat::record_mode_change(repo, &changed)?;
+    Ok(changed.len())
 }
 
 /// After a checkout or merge from `old` to `new`: the paths it changed get their mode (all

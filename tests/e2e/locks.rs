@@ -39,6 +39,16 @@ fn writable(path: &Path) -> bool {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o222 != 0
 }
 
+/// The ctime (seconds) git's index holds for `path`.
+fn index_ctime(env: &Env, dir: &Path, path: &str) -> i64 {
+    let debug = env.git_stdout(dir, &["ls-files", "--debug", "--", path]);
+    let line = debug
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ctime: "))
+        .unwrap_or_else(|| panic!("no ctime in {debug}"));
+    line.split(':').next().unwrap().parse().unwrap()
+}
+
 fn server_tip(server: &Server) -> String {
     let out = std::process::Command::new("git")
         .arg("-C")
@@ -140,7 +150,23 @@ fn a_locked_file_cannot_be_pushed_by_anyone_else_and_unlocking_lets_them() {
     // Alice pushes her change (her lock lets her) and unlocks: read-only again for her.
     alice.env.git(&a, &["pull", "-q", "--no-rebase"]);
     write_content(&a.join("art/hero.psd"), 5, 200_000);
+    // Unlocking before the change is on the server would let someone else start from the
+    // old version: refused until it is pushed.
+    let out = alice.env.dits_output(&a, &["unlock", "art/hero.psd"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("not committed"),
+        "{}",
+        stderr_of(&out)
+    );
     alice.env.commit_all(&a, "alice's hero");
+    let out = alice.env.dits_output(&a, &["unlock", "art/hero.psd"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("not pushed"),
+        "{}",
+        stderr_of(&out)
+    );
     alice.env.git(&a, &["push", "-q"]);
     alice.env.dits(&a, &["unlock", "art/hero.psd"]);
     assert!(!writable(&a.join("art/hero.psd")));
@@ -148,9 +174,17 @@ fn a_locked_file_cannot_be_pushed_by_anyone_else_and_unlocking_lets_them() {
     // Bob pulls (the changed lockable file comes read-only), locks, edits and pushes.
     bob.env.git(&b, &["pull", "-q", "--no-rebase"]);
     assert!(!writable(&b.join("art/hero.psd")));
+    // A second later (git compares ctimes to the second), the lock's chmod moves the ctime:
+    // the index learns it, so git does not read the file again to find nothing changed.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     bob.env
         .dits(&b, &["lock", "art/hero.psd", "--release-on-push"]);
     assert!(writable(&b.join("art/hero.psd")));
+    let meta = std::fs::metadata(b.join("art/hero.psd")).unwrap();
+    assert_eq!(
+        index_ctime(&bob.env, &b, "art/hero.psd"),
+        std::os::unix::fs::MetadataExt::ctime(&meta),
+    );
     write_content(&b.join("art/hero.psd"), 6, 200_000);
     bob.env.commit_all(&b, "bob's hero, locked");
     let out = bob.env.git(&b, &["push", "-q"]);

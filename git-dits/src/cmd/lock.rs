@@ -4,7 +4,7 @@
 use std::path::{Component, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use dits_core::locks::{
     lock_path, ListRequest, LockAsk, LockCall, LockInfo, LockReply, LockRequest, UnlockRequest,
 };
@@ -18,6 +18,9 @@ use crate::repo::Repo;
 
 /// Exit code for bad input (a path outside the repository, a directory, no server).
 const BAD_INPUT: u8 = 2;
+
+/// Exit code of an unlock refused because the work on the file is not on the server yet.
+const UNSAVED: u8 = 6;
 
 /// An error the user must fix before trying again: printed, exit code 2.
 fn bad_input(message: String) -> Result<ExitCode> {
@@ -226,10 +229,7 @@ pub fn lock(
             show_notices(notices);
             let taken: Vec<String> = locks.iter().map(|l| l.path.clone()).collect();
             lockable::remember(&repo, &taken, &[])?;
-            for p in &taken {
-                lockable::set_writable(&top.join(p), true)
-                    .with_context(|| format!("making {p} writable"))?;
-            }
+            lockable::set_modes(&repo, taken.iter().map(|p| (p.clone(), true)))?;
             if json {
                 print_json(&reply)?;
             } else if !quiet {
@@ -266,6 +266,13 @@ pub fn unlock(
             "breaking a lock is recorded with a reason; hint: add --reason TEXT".into(),
         );
     }
+    if !force {
+        if let Some(why) = unsaved_work(&paths)? {
+            eprintln!("error: {why}");
+            eprintln!("hint: commit and push first (someone else could lock and edit the file before your change lands), or give up the change: git dits unlock --force --reason TEXT");
+            return Ok(ExitCode::from(UNSAVED));
+        }
+    }
     let (_server, session) = connect(&repo)?;
     let reply = session.locks(LockCall::Unlock(UnlockRequest {
         paths,
@@ -300,6 +307,41 @@ pub fn unlock(
             refused(&reply, json, hint)
         }
     }
+}
+
+/// Why unlocking `paths` would lose work: changes not committed, or commits not pushed
+/// (to the branch's upstream, as this clone last saw it).
+fn unsaved_work(paths: &[String]) -> Result<Option<String>> {
+    let mut args = vec!["status", "--porcelain", "-z", "--untracked-files=no", "--"];
+    args.extend(paths.iter().map(String::as_str));
+    let dirty = git(&args).output()?;
+    if let Some(first) = dirty.split(|&b| b == 0).find(|e| e.len() > 3) {
+        return Ok(Some(format!(
+            "{} has changes that are not committed",
+            String::from_utf8_lossy(&first[3..])
+        )));
+    }
+    let (_, upstream) = branch_and_upstream()?;
+    if let Some(upstream) = upstream {
+        let mut args = vec!["log", "--format=%h", "-1", "--no-renames"];
+        let range = format!("{upstream}..HEAD");
+        args.push(&range);
+        args.push("--");
+        args.extend(paths.iter().map(String::as_str));
+        let unpushed = git(&args).text()?;
+        if !unpushed.trim().is_empty() {
+            return Ok(Some(format!(
+                "commit {} changes {} and is not pushed to {upstream}",
+                unpushed.trim(),
+                if paths.len() == 1 {
+                    paths[0].as_str()
+                } else {
+                    "these files"
+                }
+            )));
+        }
+    }
+    Ok(None)
 }
 
 pub fn list(mine: bool, prefix: &str, user: Option<&str>, json: bool) -> Result<ExitCode> {
