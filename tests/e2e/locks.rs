@@ -104,6 +104,16 @@ fn a_locked_file_cannot_be_pushed_by_anyone_else_and_unlocking_lets_them() {
         err.contains("alice") && err.contains("retouching the face"),
         "{err}"
     );
+    // Tools get the same as JSON, with the exit code.
+    let out = bob.env.dits_output(&b, &["lock", "--json", "art/hero.psd"]);
+    assert_eq!(out.status.code(), Some(3));
+    let json = stdout_of(&out);
+    assert!(
+        json.contains("\"result\": \"refused\"")
+            && json.contains("\"why\": \"held\"")
+            && json.contains("\"owner\": \"alice\""),
+        "{json}"
+    );
     // Nor in another case (a Windows or macOS user's spelling of the same file).
     std::fs::write(b.join("art/HERO.psd"), "other case").unwrap();
     let out = bob.env.dits_output(&b, &["lock", "art/HERO.psd"]);
@@ -239,6 +249,23 @@ fn locking_refuses_bad_paths_old_versions_and_read_only_tokens() {
     alice.env.dits(&a, &["lock", "art/villain.psd"]);
     alice.env.git(&a, &["pull", "-q", "--no-rebase"]);
     alice.env.dits(&a, &["lock", "art/hero.psd"]);
+
+    // A token of another repository is refused by name.
+    let stranger = Env::new();
+    let token = owner.user_token(&server, "other/*", "--write", "dave");
+    stranger.login(&server, &token);
+    let d = stranger.path("d");
+    std::fs::create_dir_all(&d).unwrap();
+    stranger.git(&d, &["init", "-q"]);
+    std::fs::write(d.join("x.psd"), "x").unwrap();
+    stranger.git(&d, &["remote", "add", "origin", &server.url(REPO)]);
+    let out = stranger.dits_output(&d, &["lock", "x.psd"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("no access to team/film"),
+        "{}",
+        stderr_of(&out)
+    );
 
     // Read-only tokens may list, not lock; unlocking what nobody locked is refused.
     let c = reader.clone(&server);
