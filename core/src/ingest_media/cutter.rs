@@ -20,9 +20,12 @@ pub(super) fn stream_params(plan: &StreamPlan, params: ChunkerParams) -> Chunker
 /// Cuts one stream, a block at a time. The cuts depend only on the stream's bytes and plan,
 /// never on how the bytes arrive in blocks.
 pub(super) struct Cutter<'a> {
-    /// Forced cuts: the plan's, plus sample starts chosen as they are read.
-    cuts: Vec<u64>,
+    /// Forced cuts: the plan's (ascending).
+    cuts: &'a [u64],
     next_forced: usize,
+    /// Sample starts chosen as they are read (ascending).
+    chosen: Vec<u64>,
+    next_chosen: usize,
     samples: SampleCuts<'a>,
     chunker: Chunker,
     /// Stream offset of the first byte of the next block.
@@ -32,15 +35,25 @@ pub(super) struct Cutter<'a> {
 impl<'a> Cutter<'a> {
     pub(super) fn new(plan: &'a StreamPlan, params: ChunkerParams) -> Self {
         Cutter {
-            cuts: plan.cuts.clone(),
+            cuts: &plan.cuts,
             next_forced: 0,
+            chosen: Vec::new(),
+            next_chosen: 0,
             samples: SampleCuts {
                 starts: &plan.sample_starts,
                 next: 0,
                 stream_len: plan.len,
-                // Half the chunk size: a trim's first and last partial chunk of audio cost
-                // half as much, for twice as many (small) audio chunks.
-                spacing: u64::from(params.avg / 2).max(1),
+                // Audio: half the chunk size, so a trim's first and last partial chunk cost
+                // half as much, for twice as many (small) audio chunks. Video keyframes: half
+                // the minimum, so every GOP of 8 KiB or more starts a chunk (long-GOP video
+                // at every keyframe, as before) and all-intra video of small frames is cut
+                // every 8 KiB or so: a trim's first partial chunk is small.
+                spacing: u64::from(if plan.video {
+                    params.min / 2
+                } else {
+                    params.avg / 2
+                })
+                .max(1),
             },
             chunker: Chunker::new(params),
             base: 0,
@@ -55,20 +68,16 @@ impl<'a> Cutter<'a> {
         // Cuts are decided only up to the first sample whose first bytes are not here yet.
         let limit = self
             .samples
-            .choose(self.base, &block.data, eof, &mut self.cuts);
+            .choose(self.base, &block.data, eof, &mut self.chosen);
         let at_end = eof && limit == block.data.len();
         let mut start = 0;
         loop {
             let pos = self.base + start as u64;
-            while self.cuts.get(self.next_forced).is_some_and(|&c| c <= pos) {
-                self.next_forced += 1;
-            }
-            // A forced cut inside what we hold ends the segment: chunk up to it as if the
-            // stream ended there.
+            // A forced or chosen cut inside what we hold ends the segment: chunk up to it as
+            // if the stream ended there.
             let segment_end = self
-                .cuts
-                .get(self.next_forced)
-                .map(|&c| (c - self.base) as usize)
+                .next_cut_after(pos)
+                .map(|c| (c - self.base) as usize)
                 .filter(|&e| e <= limit);
             let cut = match segment_end {
                 Some(end) => self.chunker.next_cut(&block.data[start..end], true),
@@ -85,6 +94,23 @@ impl<'a> Cutter<'a> {
         carry.extend_from_slice(&block.data[start..]);
         block.data.truncate(start);
         self.base += start as u64;
+    }
+
+    /// The first forced or chosen cut past `pos`.
+    fn next_cut_after(&mut self, pos: u64) -> Option<u64> {
+        while self.cuts.get(self.next_forced).is_some_and(|&c| c <= pos) {
+            self.next_forced += 1;
+        }
+        while self.chosen.get(self.next_chosen).is_some_and(|&c| c <= pos) {
+            self.next_chosen += 1;
+        }
+        match (
+            self.cuts.get(self.next_forced),
+            self.chosen.get(self.next_chosen),
+        ) {
+            (Some(&a), Some(&b)) => Some(a.min(b)),
+            (a, b) => a.or(b).copied(),
+        }
     }
 }
 
@@ -121,7 +147,9 @@ impl SampleCuts<'_> {
                 if eof {
                     break;
                 }
-                return (start.max(base) - base) as usize;
+                // Everything before that sample is decided (all we hold, if it starts
+                // past it: video's keyframes can be far apart).
+                return ((start.max(base) - base) as usize).min(data.len());
             }
             let probe = &data[(start - base) as usize..(probe_end - base) as usize];
             if start > 0 && starts_chunk(probe, end - start, self.spacing) {

@@ -59,8 +59,10 @@ pub struct StreamPlan {
     pub len: u64,
     /// Ascending stream offsets (> 0, < `len`) where a chunk boundary is forced.
     pub cuts: Vec<u64>,
-    /// For tracks other than video: the stream offset of every sample, so the chunker can
-    /// choose cuts among sample starts by their content (see `ingest_media`).
+    /// Where the chunker may cut, choosing by the content found there (see
+    /// `ingest_media`): for video the keyframes (so a GOP at least a chunk long always starts
+    /// one, and the keyframes of all-intra video are chosen by their own bytes, whatever the
+    /// frames before them), for other tracks every sample of some size.
     pub sample_starts: Vec<u64>,
 }
 
@@ -89,8 +91,7 @@ pub fn sniff(head: &[u8]) -> bool {
 /// plain bytes": a file that does not parse, samples that overlap each other or a box header,
 /// or more than [`MAX_SAMPLES`] samples.
 ///
-/// `min_chunk` is the chunker's minimum: a keyframe closer than that to the previous forced
-/// cut does not get one (GOPs that short would make tiny chunks).
+/// `min_chunk` is the chunker's minimum: a keyframe at least that big is a chunk of its own.
 pub fn analyze(
     mut read_at: impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
     len: u64,
@@ -115,9 +116,6 @@ pub fn analyze(
     // would cover a box header.
     let mut box_starts = boxes.iter().map(|b| b.offset).peekable();
     let mut pos = 0u64;
-    // The last forced cut of each video stream; its start counts as one, so a stream that
-    // begins at a keyframe (a trim) is cut the way the original was around that keyframe.
-    let mut last_key_cut: Vec<u64> = vec![0; streams.len()];
     for placed in &samples {
         let s = &placed.sample;
         if s.offset < pos {
@@ -142,31 +140,30 @@ pub fn analyze(
         }
         add(&mut runs, &mut streams, CONTAINER, pos, s.offset - pos);
         let stream = placed.stream;
-        if s.sync && tracks[stream - 1].handler == *b"vide" {
-            // Each keyframe starts a chunk, so a trim or a concat at keyframes reuses whole
-            // chunks, and a reader can decode a chunk from its first byte.
-            let at = streams[stream].len;
-            if at > 0 && at - last_key_cut[stream] >= min_chunk {
-                streams[stream].cuts.push(at);
-                last_key_cut[stream] = at;
-            }
-        }
-        // Only a real sample of some size says enough to choose a cut by; runs of tiny
-        // samples (PCM) are cut by bytes, as the muxer's interleaving groups them.
-        if !streams[stream].video && !placed.run && s.size >= TINY_SAMPLE {
-            let at = streams[stream].len;
+        let video = streams[stream].video;
+        // A keyframe may start a chunk, so a trim or a concat at keyframes reuses whole
+        // chunks and a reader can decode a chunk from its first byte. Which keyframes do is
+        // decided by their content and their GOP's length (a GOP of a chunk or more always),
+        // never by counting from the stream's start: a trim of all-intra video that drops
+        // one frame meets the same cuts at once. Other tracks: only a real sample of some
+        // size says enough to choose a cut by; runs of tiny samples (PCM) are cut by bytes,
+        // as the muxer's interleaving groups them.
+        let candidate = if video {
+            s.sync
+        } else {
+            !placed.run && s.size >= TINY_SAMPLE
+        };
+        let at = streams[stream].len;
+        if candidate && at > 0 {
             streams[stream].sample_starts.push(at);
         }
         add(&mut runs, &mut streams, stream, s.offset, u64::from(s.size));
-        if s.sync && streams[stream].video {
-            // The keyframe alone is a chunk too (when big enough): it is the largest frame of
-            // its GOP, and a trim that ends a few frames into a GOP then reuses it, as does a
-            // reader that seeks to it.
-            let at = streams[stream].len;
-            if at - last_key_cut[stream] >= min_chunk {
-                streams[stream].cuts.push(at);
-                last_key_cut[stream] = at;
-            }
+        if video && s.sync && u64::from(s.size) >= min_chunk {
+            // A big keyframe is a chunk of its own: it is the largest frame of its GOP, and
+            // a trim that ends a few frames into a GOP then reuses it, as does a reader that
+            // seeks to it.
+            let end = streams[stream].len;
+            streams[stream].cuts.push(end);
         }
         pos = end;
     }
