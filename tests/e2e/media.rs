@@ -537,6 +537,75 @@ fn ls_files_long_shows_media_metadata() {
     );
 }
 
+/// The channel count ls-files shows agrees with ffprobe where the sample entry's own field
+/// does not (ffmpeg writes 2 there for mono and for 5.1 AAC): it comes from the AAC
+/// AudioSpecificConfig (`esds`) and AC-3's `dac3`; MP3 in MP4 is named `.mp3`, not `mp4a`.
+#[test]
+fn audio_channels_and_codec_agree_with_ffprobe() {
+    let env = Env::new();
+    let repo = env.repo("r", &["*.m4a", "*.mp4"]);
+    let make = |name: &str, args: &[&str]| {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440:r=48000:d=2",
+        ])
+        .args(args)
+        .arg(repo.join(name));
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "ffmpeg {args:?}\n{}", show(&out));
+    };
+    make("mono.m4a", &["-ac", "1", "-c:a", "aac"]);
+    make("surround.m4a", &["-ac", "6", "-c:a", "aac"]);
+    make("ac3.mp4", &["-ac", "6", "-c:a", "ac3"]);
+    make("mp3.mp4", &["-ac", "2", "-c:a", "libmp3lame"]);
+    // An mvhd duration of all ones means "unknown": the duration comes from the samples.
+    let mut bytes = fs::read(repo.join("mono.m4a")).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"mvhd").unwrap();
+    assert_eq!(bytes[at + 4], 0, "a version 0 mvhd");
+    bytes[at + 20..at + 24].copy_from_slice(&[0xFF; 4]);
+    fs::write(repo.join("unknown.m4a"), bytes).unwrap();
+    env.commit_all(&repo, "audio");
+    let listed = media_lines(&env, &repo);
+    for f in ["mono.m4a", "surround.m4a", "ac3.mp4", "mp3.mp4"] {
+        let probe = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "a",
+                "-show_entries",
+                "stream=channels",
+            ])
+            .args(["-of", "csv=p=0"])
+            .arg(repo.join(f))
+            .output()
+            .unwrap();
+        let channels = String::from_utf8_lossy(&probe.stdout)
+            .trim()
+            .trim_end_matches(',')
+            .to_owned();
+        let lines = listed[f].join("\n");
+        assert!(
+            lines.contains(&format!("Hz {channels} ch")),
+            "{f}: ffprobe says {channels} ch:\n{lines}"
+        );
+    }
+    assert!(
+        listed["mp3.mp4"].join("\n").contains("audio .mp3"),
+        "{:?}",
+        listed["mp3.mp4"]
+    );
+    let unknown = listed["unknown.m4a"].join("\n");
+    assert!(unknown.contains("media: mp4 brand M4A , 2.0"), "{unknown}");
+}
+
 // ---- e. git dits diff.
 
 /// (new, reused) from `bytes: <N> B new, <M> B reused`, and the `duration:` line.

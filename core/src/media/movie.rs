@@ -78,7 +78,7 @@ pub fn parse_moov(bytes: &[u8], offset: u64, file_len: u64) -> Result<Movie, Med
                 c.u32_or_u64(v)?;
                 c.u32_or_u64(v)?;
                 movie.timescale = c.u32()?;
-                movie.duration = c.u32_or_u64(v)?;
+                movie.duration = duration_field(&mut c, v)?;
                 have_mvhd = true;
             }
             b"trak" => movie.tracks.push(parse_trak(&child, file_len)?),
@@ -104,6 +104,18 @@ pub fn parse_moov(bytes: &[u8], offset: u64, file_len: u64) -> Result<Movie, Med
     Ok(movie)
 }
 
+/// A duration of `mvhd` or `mdhd`; all ones (the formats' "unknown") reads as 0, so the
+/// duration is taken from the samples instead.
+fn duration_field(c: &mut Cursor<'_>, version: u8) -> Result<u64, MediaError> {
+    let d = c.u32_or_u64(version)?;
+    let unknown = if version == 1 {
+        u64::MAX
+    } else {
+        u64::from(u32::MAX)
+    };
+    Ok(if d == unknown { 0 } else { d })
+}
+
 fn parse_trak(trak: &Child<'_>, file_len: u64) -> Result<Track, MediaError> {
     let mut c = trak.cursor().children().find(b"tkhd")?.cursor();
     let (v, _) = c.full_header()?;
@@ -122,7 +134,7 @@ fn parse_trak(trak: &Child<'_>, file_len: u64) -> Result<Track, MediaError> {
     c.u32_or_u64(v)?;
     c.u32_or_u64(v)?;
     let timescale = c.u32()?;
-    let duration = c.u32_or_u64(v)?;
+    let duration = duration_field(&mut c, v)?;
 
     let mut c = mdia.cursor().children().find(b"hdlr")?.cursor();
     c.full_header()?;
@@ -184,6 +196,114 @@ enum Entry {
     Other,
 }
 
+/// What a sample entry's child boxes say beyond its fixed fields: the original format of an
+/// encrypted entry (`sinf`/`frma`), the codec an `mp4a` entry really carries and its channel
+/// count (`esds`), the channels of AC-3 (`dac3`). Best effort: a child that does not parse
+/// says nothing.
+#[derive(Default)]
+struct EntryExtras {
+    format: Option<FourCc>,
+    channels: Option<u16>,
+}
+
+fn entry_extras(children: super::bytes::Children<'_>) -> EntryExtras {
+    let mut out = EntryExtras::default();
+    for child in children.flatten() {
+        match &child.kind.0 {
+            b"sinf" => {
+                if let Ok(Some(frma)) = child.cursor().children().find_opt(b"frma") {
+                    out.format = frma.cursor().fourcc().ok();
+                }
+            }
+            b"esds" => {
+                if let Some((object_type, channels)) = parse_esds(child.payload) {
+                    // ISO/IEC 14496-1 object types 0x69 and 0x6B: MPEG-1/2 layer 3 audio.
+                    if matches!(object_type, 0x69 | 0x6B) {
+                        out.format = Some(FourCc(*b".mp3"));
+                    }
+                    out.channels = out.channels.or(channels);
+                }
+            }
+            b"dac3" => {
+                // fscod(2) bsid(5) bsmod(3) acmod(3) lfeon(1) bit_rate_code(5) reserved(5)
+                if let [_, b1, ..] = child.payload {
+                    let acmod = usize::from((b1 >> 3) & 0x07);
+                    let lfe = u16::from((b1 >> 2) & 1);
+                    out.channels = Some([2, 1, 2, 3, 3, 4, 4, 5][acmod] + lfe);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// An `esds` payload's object type, and the channel count its AudioSpecificConfig gives
+/// (none for configurations that leave it to a program config element).
+fn parse_esds(payload: &[u8]) -> Option<(u8, Option<u16>)> {
+    // A descriptor: tag, then a length in up to four 7-bit groups.
+    fn descriptor(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, mut rest) = d.split_first()?;
+        let mut len = 0usize;
+        for _ in 0..4 {
+            let (&b, r) = rest.split_first()?;
+            rest = r;
+            len = (len << 7) | usize::from(b & 0x7F);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let body = rest.get(..len)?;
+        Some((tag, body, &rest[len..]))
+    }
+    let (tag, es, _) = descriptor(payload.get(4..)?)?; // after the full box header
+    if tag != 0x03 {
+        return None;
+    }
+    let flags = *es.get(2)?;
+    let mut at = 3;
+    if flags & 0x80 != 0 {
+        at += 2; // depends-on ES id
+    }
+    if flags & 0x40 != 0 {
+        at += 1 + usize::from(*es.get(at)?); // URL
+    }
+    if flags & 0x20 != 0 {
+        at += 2; // OCR ES id
+    }
+    let (tag, config, _) = descriptor(es.get(at..)?)?;
+    if tag != 0x04 {
+        return None;
+    }
+    let object_type = *config.first()?;
+    let channels = descriptor(config.get(13..)?)
+        .filter(|(tag, _, _)| *tag == 0x05)
+        .and_then(|(_, asc, _)| audio_config_channels(asc));
+    Some((object_type, channels))
+}
+
+/// The channel count of an AAC AudioSpecificConfig: object type (5 bits, or 6 more after
+/// 31), frequency index (4 bits, or 24 more after 15), channel configuration (4 bits).
+fn audio_config_channels(asc: &[u8]) -> Option<u16> {
+    let mut bytes = [0u8; 8];
+    let n = asc.len().min(8);
+    bytes[..n].copy_from_slice(&asc[..n]);
+    let bits = u64::from_be_bytes(bytes);
+    let field = |at: u32, len: u32| (bits >> (64 - at - len)) & ((1 << len) - 1);
+    let mut at = if field(0, 5) == 31 { 11 } else { 5 };
+    at += if field(at, 4) == 15 { 28 } else { 4 };
+    if (n * 8) < (at + 4) as usize {
+        return None;
+    }
+    match field(at, 4) {
+        n @ 1..=6 => Some(n as u16),
+        7 | 12 | 14 => Some(8),
+        11 => Some(7),
+        13 => Some(24),
+        _ => None,
+    }
+}
+
 /// The format of the first sample entry, with its picture or sound parameters.
 fn parse_stsd(mut c: Cursor<'_>, handler: &FourCc) -> Result<Option<(FourCc, Entry)>, MediaError> {
     c.full_header()?;
@@ -197,13 +317,16 @@ fn parse_stsd(mut c: Cursor<'_>, handler: &FourCc) -> Result<Option<(FourCc, Ent
     let first = first?;
     let mut e = first.cursor();
     e.skip(6 + 2)?; // reserved, data_reference_index
+    let mut extras = EntryExtras::default();
     let entry = match &handler.0 {
         b"vide" => {
             e.skip(16)?; // pre_defined, reserved (QuickTime: version, vendor, qualities)
-            Entry::Visual {
-                width: e.u16()?,
-                height: e.u16()?,
+            let (width, height) = (e.u16()?, e.u16()?);
+            // resolutions, reserved, frame count, compressor name, depth, pre_defined
+            if e.skip(4 + 4 + 4 + 2 + 32 + 2 + 2).is_ok() {
+                extras = entry_extras(e.children());
             }
+            Entry::Visual { width, height }
         }
         b"soun" => {
             let version = e.u16()?;
@@ -218,20 +341,32 @@ fn parse_stsd(mut c: Cursor<'_>, handler: &FourCc) -> Result<Option<(FourCc, Ent
                 } else {
                     0
                 };
+                // constant, bits per channel, flags, bytes per packet, frames per packet
+                if e.skip(20).is_ok() {
+                    extras = entry_extras(e.children());
+                }
                 Entry::Sound {
                     sample_rate,
-                    channels: u16::try_from(channels).unwrap_or(u16::MAX),
+                    channels: extras
+                        .channels
+                        .unwrap_or(u16::try_from(channels).unwrap_or(u16::MAX)),
                 }
             } else {
                 let channels = e.u16()?;
                 e.skip(6)?; // sample size, compression id, packet size
+                let sample_rate = e.u32()? >> 16;
+                // QuickTime v1: samples per packet, bytes per packet, frame and sample.
+                let fixed_rest = if version == 1 { 16 } else { 0 };
+                if e.skip(fixed_rest).is_ok() {
+                    extras = entry_extras(e.children());
+                }
                 Entry::Sound {
-                    sample_rate: e.u32()? >> 16,
-                    channels,
+                    sample_rate,
+                    channels: extras.channels.unwrap_or(channels),
                 }
             }
         }
         _ => Entry::Other,
     };
-    Ok(Some((first.kind, entry)))
+    Ok(Some((extras.format.unwrap_or(first.kind), entry)))
 }
