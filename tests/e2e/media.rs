@@ -273,6 +273,10 @@ fn limit(kind: &str) -> f64 {
         "trim" => 0.01,
         // All-intra video with frames of a few KB, 1-6 frames dropped (issue 19's target).
         "intra-trim" => 0.02,
+        // The clip twice with in-band SPS/PPS in every keyframe: the picture data is the
+        // original's, only the new moov and the parameter sets are new. Issue 19's target
+        // is 2%; cutting at the parameter sets measures 0.3% here, without it 1.9%.
+        "concat-self" => 0.005,
         "reinterleave" => 0.05,
         // Not in the issue's list: the new media itself plus the same 2% as a remux.
         "concat" | "append-audio" => 0.02,

@@ -40,6 +40,7 @@ impl<'a> Cutter<'a> {
             chosen: Vec::new(),
             next_chosen: 0,
             samples: SampleCuts {
+                nal: plan.nal,
                 starts: &plan.sample_starts,
                 next: 0,
                 stream_len: plan.len,
@@ -121,6 +122,9 @@ impl<'a> Cutter<'a> {
 /// the same cuts at once, where byte-level chunking would take a few chunks to fall back
 /// into step.
 struct SampleCuts<'a> {
+    /// Keyframes of H.264/HEVC: the cut also falls where the picture data starts, and the
+    /// choice is made by the picture's bytes, not by in-band parameter sets before them.
+    nal: Option<crate::media::movie::NalUnits>,
     starts: &'a [u64],
     next: usize,
     stream_len: u64,
@@ -130,6 +134,9 @@ struct SampleCuts<'a> {
 impl SampleCuts<'_> {
     /// How many bytes of a sample decide whether it starts a chunk.
     const PROBE: u64 = 64;
+    /// How many bytes of a NAL keyframe are searched for where its picture starts
+    /// (parameter sets are tens of bytes; SEI can be more).
+    const NAL_HEADERS: u64 = 4096;
 
     /// Adds the cuts of the samples whose probes lie in `data` (stream offsets from `base`)
     /// to `cuts`; returns how much of `data` is decided (up to the first undecided sample).
@@ -142,8 +149,13 @@ impl SampleCuts<'_> {
                 .get(self.next + 1)
                 .copied()
                 .unwrap_or(self.stream_len);
-            let probe_end = start + end.saturating_sub(start).min(Self::PROBE);
-            if probe_end > held_end {
+            let window = if self.nal.is_some() {
+                Self::NAL_HEADERS
+            } else {
+                Self::PROBE
+            };
+            let window_end = start + end.saturating_sub(start).min(window);
+            if window_end > held_end {
                 if eof {
                     break;
                 }
@@ -151,9 +163,18 @@ impl SampleCuts<'_> {
                 // past it: video's keyframes can be far apart).
                 return ((start.max(base) - base) as usize).min(data.len());
             }
-            let probe = &data[(start - base) as usize..(probe_end - base) as usize];
-            if start > 0 && starts_chunk(probe, end - start, self.spacing) {
-                cuts.push(start);
+            let window = &data[(start - base) as usize..(window_end - base) as usize];
+            let headers = self.nal.map_or(0, |n| n.header_len(window));
+            let probe = &window[headers..window.len().min(headers + Self::PROBE as usize)];
+            let len = end - start - headers as u64;
+            // The stream's start starts a chunk anyway.
+            if start == 0 || starts_chunk(probe, len, self.spacing) {
+                if start > 0 {
+                    cuts.push(start);
+                }
+                if headers > 0 && (headers as u64) < end - start {
+                    cuts.push(start + headers as u64);
+                }
             }
             self.next += 1;
         }

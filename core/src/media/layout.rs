@@ -64,6 +64,9 @@ pub struct StreamPlan {
     /// one, and the keyframes of all-intra video are chosen by their own bytes, whatever the
     /// frames before them), for other tracks every sample of some size.
     pub sample_starts: Vec<u64>,
+    /// A video track of length-prefixed NAL units: a chosen keyframe cut is followed by a
+    /// cut where its picture data starts (after in-band parameter sets).
+    pub nal: Option<super::movie::NalUnits>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +113,7 @@ pub fn analyze(
     let mut streams = vec![StreamPlan::default(); tracks.len() + 1];
     for (plan, t) in streams[1..].iter_mut().zip(tracks) {
         plan.video = t.handler == *b"vide";
+        plan.nal = t.nal.filter(|_| plan.video);
     }
     let mut runs: Vec<Run> = Vec::new();
     // Box starts, in order, to place the container's forced cuts and to catch samples that
@@ -154,7 +158,9 @@ pub fn analyze(
             !placed.run && s.size >= TINY_SAMPLE
         };
         let at = streams[stream].len;
-        if candidate && at > 0 {
+        // The stream's first sample is one for H.264/HEVC too: its parameter sets and SEI
+        // are cut off its picture like every other keyframe's.
+        if candidate && (at > 0 || streams[stream].nal.is_some()) {
             streams[stream].sample_starts.push(at);
         }
         add(&mut runs, &mut streams, stream, s.offset, u64::from(s.size));

@@ -45,6 +45,8 @@ pub struct Track {
     pub duration: u64,
     /// The first sample entry's format: `avc1`, `hvc1`, `hev1`, `apcn`, `mp4a`, ...
     pub codec: Option<FourCc>,
+    /// How H.264/HEVC samples frame their NAL units (from `avcC`/`hvcC`).
+    pub nal: Option<NalUnits>,
     pub video: Option<VideoInfo>,
     pub audio: Option<AudioInfo>,
     pub table: SampleTable,
@@ -153,12 +155,14 @@ fn parse_trak(trak: &Child<'_>, file_len: u64) -> Result<Track, MediaError> {
         timescale,
         duration,
         codec: entry.as_ref().map(|e| e.0),
+        nal: None,
         video: None,
         audio: None,
         table,
     };
     match entry.map(|e| e.1) {
-        Some(Entry::Visual { width, height }) => {
+        Some(Entry::Visual { width, height, nal }) => {
+            track.nal = nal;
             let (width, height) = if width > 0 && height > 0 {
                 (u32::from(width), u32::from(height))
             } else {
@@ -191,9 +195,53 @@ fn parse_trak(trak: &Child<'_>, file_len: u64) -> Result<Track, MediaError> {
 }
 
 enum Entry {
-    Visual { width: u16, height: u16 },
-    Sound { sample_rate: u32, channels: u16 },
+    Visual {
+        width: u16,
+        height: u16,
+        nal: Option<NalUnits>,
+    },
+    Sound {
+        sample_rate: u32,
+        channels: u16,
+    },
     Other,
+}
+
+/// Samples made of length-prefixed NAL units (H.264 `avcC`, HEVC `hvcC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NalUnits {
+    pub hevc: bool,
+    /// Bytes of each NAL unit's length prefix: 1, 2 or 4.
+    pub length_size: u8,
+}
+
+impl NalUnits {
+    /// How many bytes at the start of `sample` are NAL units that are not picture data
+    /// (parameter sets, SEI, access unit delimiters), counting whole units only: where the
+    /// picture starts. Editors and `ffmpeg -f concat` put parameter sets into every copied
+    /// keyframe; cutting there lets the picture data chunk as it did without them.
+    pub fn header_len(&self, sample: &[u8]) -> usize {
+        let ls = usize::from(self.length_size);
+        let mut at = 0usize;
+        while let Some(prefix) = sample.get(at..at + ls) {
+            let len = prefix
+                .iter()
+                .fold(0usize, |n, &b| (n << 8) | usize::from(b));
+            let Some(&head) = sample.get(at + ls) else {
+                break;
+            };
+            let picture = if self.hevc {
+                (head >> 1) & 0x3F < 32
+            } else {
+                matches!(head & 0x1F, 1..=5)
+            };
+            if picture || len == 0 || at + ls + len > sample.len() {
+                break;
+            }
+            at += ls + len;
+        }
+        at
+    }
 }
 
 /// What a sample entry's child boxes say beyond its fixed fields: the original format of an
@@ -204,6 +252,7 @@ enum Entry {
 struct EntryExtras {
     format: Option<FourCc>,
     channels: Option<u16>,
+    nal: Option<NalUnits>,
 }
 
 fn entry_extras(children: super::bytes::Children<'_>) -> EntryExtras {
@@ -222,6 +271,16 @@ fn entry_extras(children: super::bytes::Children<'_>) -> EntryExtras {
                         out.format = Some(FourCc(*b".mp3"));
                     }
                     out.channels = out.channels.or(channels);
+                }
+            }
+            b"avcC" | b"hvcC" => {
+                let hevc = &child.kind.0 == b"hvcC";
+                let at = if hevc { 21 } else { 4 };
+                if let Some(&b) = child.payload.get(at) {
+                    let length_size = (b & 0x03) + 1;
+                    if length_size != 3 {
+                        out.nal = Some(NalUnits { hevc, length_size });
+                    }
                 }
             }
             b"dac3" => {
@@ -326,7 +385,11 @@ fn parse_stsd(mut c: Cursor<'_>, handler: &FourCc) -> Result<Option<(FourCc, Ent
             if e.skip(4 + 4 + 4 + 2 + 32 + 2 + 2).is_ok() {
                 extras = entry_extras(e.children());
             }
-            Entry::Visual { width, height }
+            Entry::Visual {
+                width,
+                height,
+                nal: extras.nal,
+            }
         }
         b"soun" => {
             let version = e.u16()?;
@@ -369,4 +432,41 @@ fn parse_stsd(mut c: Cursor<'_>, handler: &FourCc) -> Result<Option<(FourCc, Ent
         _ => Entry::Other,
     };
     Ok(Some((extras.format.unwrap_or(first.kind), entry)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picture_data_starts_after_the_leading_parameter_sets() {
+        let avc = NalUnits {
+            hevc: false,
+            length_size: 4,
+        };
+        // SPS (7), PPS (8), then an IDR slice (5).
+        let mut sample = vec![0, 0, 0, 3, 0x67, 1, 2, 0, 0, 0, 2, 0x68, 9];
+        let headers = sample.len();
+        sample.extend_from_slice(&[0, 0, 0, 4, 0x65, 7, 7, 7]);
+        assert_eq!(avc.header_len(&sample), headers);
+        // A slice first: nothing to cut off; a truncated unit is not counted.
+        assert_eq!(avc.header_len(&sample[headers..]), 0);
+        assert_eq!(avc.header_len(&sample[..headers - 1]), 7);
+        // HEVC: VPS (32) then a CRA slice (21); the type sits in bits 1-6 of the header.
+        let hevc = NalUnits {
+            hevc: true,
+            length_size: 4,
+        };
+        let sample = [0, 0, 0, 2, 32 << 1, 1, 0, 0, 0, 2, 21 << 1, 1];
+        assert_eq!(hevc.header_len(&sample), 6);
+    }
+
+    #[test]
+    fn aac_channel_configurations() {
+        // AAC-LC (2), 48 kHz (3), mono (1) / 5.1 (6) / from a PCE (0).
+        assert_eq!(audio_config_channels(&[0x11, 0x88]), Some(1));
+        assert_eq!(audio_config_channels(&[0x11, 0xB0]), Some(6));
+        assert_eq!(audio_config_channels(&[0x11, 0x80]), None);
+        assert_eq!(audio_config_channels(&[0x11]), None);
+    }
 }
