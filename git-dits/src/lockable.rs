@@ -50,12 +50,12 @@ pub fn replace(repo: &Repo, held: &BTreeSet<String>) -> Result<()> {
 
 /// Which of `paths` (repository-relative) are lockable, by the work tree's attributes.
 pub fn lockable(repo: &Repo, paths: &[String]) -> Result<Vec<String>> {
-    let values = check_attr(
-        repo.work_tree()?,
-        crate::cmd::LOCKABLE,
-        paths,
-        AttrSource::WorkTree,
-    )?;
+    lockable_in(repo.work_tree()?, paths, AttrSource::WorkTree)
+}
+
+/// Which of `paths` are lockable, by the attributes git reads in `dir` from `from`.
+pub fn lockable_in(dir: &Path, paths: &[String], from: AttrSource<'_>) -> Result<Vec<String>> {
+    let values = check_attr(dir, crate::cmd::LOCKABLE, paths, from)?;
     Ok(paths
         .iter()
         .zip(values)

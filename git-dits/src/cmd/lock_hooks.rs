@@ -16,7 +16,7 @@ use dits_core::locks::{CheckRequest, LockCall, LockReply};
 use git_remote_dits::helper::is_zero;
 use git_remote_dits::locks::{changed_paths, db_path, push_refusal, LockDb};
 
-use crate::git::{check_attr, git, AttrSource};
+use crate::git::{git, AttrSource};
 
 /// One ref a push moves.
 pub struct RefUpdate {
@@ -66,18 +66,7 @@ fn lockable_at(commit: &str, paths: &[String]) -> Result<Vec<String>> {
         .env("GIT_INDEX_FILE", &index)
         .output()?;
     let cwd = std::env::current_dir()?;
-    let values = check_attr(
-        &cwd,
-        crate::cmd::LOCKABLE,
-        paths,
-        AttrSource::IndexFile(&index),
-    )?;
-    Ok(paths
-        .iter()
-        .zip(values)
-        .filter(|(_, v)| v == b"set")
-        .map(|(p, _)| p.clone())
-        .collect())
+    crate::lockable::lockable_in(&cwd, paths, AttrSource::IndexFile(&index))
 }
 
 /// Server side, for each ref of a `dits://` push (`update <ref> <old> <new>`): why it must
@@ -89,16 +78,22 @@ pub fn server_update_check(refname: &str, new: &str) -> Result<Option<String>> {
     if !refname.starts_with("refs/heads/") {
         return Ok(None);
     }
+    let db = push.db()?;
+    let strict = config_bool("dits.lockStrict")?;
+    // A repository nobody locks in has nothing to check (the first push of a long history
+    // would otherwise list every path of every commit).
+    if !strict && !db.any(&push.repo)? {
+        return Ok(None);
+    }
     let paths = changed_paths(None, &[new.to_owned()], &["--all".to_owned()])?;
     if paths.is_empty() {
         return Ok(None);
     }
-    let db = push.db()?;
     let held = db.conflicts(&push.repo, &push.user, refname, &paths)?;
     if !held.is_empty() {
         return Ok(Some(push_refusal(refname, &held)));
     }
-    if config_bool("dits.lockStrict")? {
+    if strict {
         let lockable = lockable_at(new, &paths)?;
         if !lockable.is_empty() {
             let mine: std::collections::HashSet<String> = db
@@ -135,10 +130,14 @@ pub fn post_receive() -> Result<ExitCode> {
     let Some(push) = ServerPush::from_env() else {
         return Ok(ExitCode::SUCCESS);
     };
+    // Read first: git writes every ref to this hook whatever it then does.
+    let lines: Vec<String> = std::io::stdin().lock().lines().collect::<Result<_, _>>()?;
     let all = config_bool("dits.releaseLocksOnPush")?;
     let db = push.db()?;
-    for line in std::io::stdin().lock().lines() {
-        let line = line?;
+    if !db.any(&push.repo)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for line in lines {
         let [old, new, name] = line.split_whitespace().collect::<Vec<_>>()[..] else {
             continue;
         };

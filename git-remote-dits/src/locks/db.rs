@@ -366,6 +366,15 @@ impl LockDb {
             .collect())
     }
 
+    /// Whether `repo` has any lock at all (so a push to a repository nobody locks in
+    /// skips listing what it changes).
+    pub fn any(&self, repo: &str) -> Result<bool, NetError> {
+        self.read("looking up locks", |conn| {
+            conn.prepare_cached("SELECT 1 FROM locks WHERE repo = ?1 LIMIT 1")?
+                .exists(params![repo])
+        })
+    }
+
     /// The locks on any of `paths` (by [`lock_key`]).
     pub fn on_paths(&self, repo: &str, paths: &[String]) -> Result<Vec<LockInfo>, NetError> {
         self.read("looking up locks", |conn| {
