@@ -610,6 +610,61 @@ fn audio_channels_and_codec_agree_with_ffprobe() {
     assert!(unknown.contains("media: mp4 brand M4A , 2.0"), "{unknown}");
 }
 
+/// Silence coded as identical frames (MP3 at a constant bit rate) has no content to choose
+/// cuts by: every k-th frame of a run of identical frames starts a chunk, counted from the
+/// run's first, so a trim by stream copy stores the new start of the audio, not all of it
+/// (before: every chunk was new, `track 2 changed: 0.000-59.085 s`).
+#[test]
+fn a_trim_of_silent_audio_stores_only_its_new_start() {
+    let env = Env::new();
+    let repo = env.repo("r", &["*.mp4"]);
+    let orig = repo.join("orig.mp4");
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi"])
+        .args([
+            "-i",
+            "testsrc2=size=160x120:rate=25:duration=60",
+            "-f",
+            "lavfi",
+        ])
+        .args([
+            "-i",
+            "anullsrc=r=44100:cl=stereo",
+            "-t",
+            "60",
+            "-c:v",
+            "libx264",
+        ])
+        .args(["-preset", "veryfast", "-threads", "1", "-g", "25"])
+        .args(["-c:a", "libmp3lame", "-b:a", "128k"])
+        .arg(&orig)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    env.commit_all(&repo, "orig");
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-ss", "1.5", "-i"])
+        .arg(&orig)
+        .args(["-map", "0", "-c", "copy"])
+        .arg(repo.join("trim.mp4"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    fs::rename(repo.join("trim.mp4"), &orig).unwrap();
+    env.commit_all(&repo, "trim");
+    let text = env.dits_stdout(&repo, &["diff", "HEAD~1", "HEAD", "--", "orig.mp4"]);
+    let changed = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("track 2 changed: "))
+        .unwrap_or_else(|| panic!("no audio line:\n{text}"));
+    let until: f64 = changed
+        .rsplit_once('-')
+        .and_then(|(_, e)| e.strip_suffix(" s"))
+        .and_then(|e| e.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read {changed:?}"));
+    assert!(changed.starts_with("0.000-") && until < 2.0, "{text}");
+}
+
 // ---- e. git dits diff.
 
 /// (new, reused) from `bytes: <N> B new, <M> B reused`, and the `duration:` line.

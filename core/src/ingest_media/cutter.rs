@@ -28,6 +28,7 @@ pub(super) struct Cutter<'a> {
     next_chosen: usize,
     samples: SampleCuts<'a>,
     chunker: Chunker,
+    params: ChunkerParams,
     /// Stream offset of the first byte of the next block.
     base: u64,
 }
@@ -55,8 +56,11 @@ impl<'a> Cutter<'a> {
                     params.avg / 2
                 })
                 .max(1),
+                last_key: None,
+                same: 0,
             },
             chunker: Chunker::new(params),
+            params,
             base: 0,
         }
     }
@@ -80,10 +84,18 @@ impl<'a> Cutter<'a> {
                 .next_cut_after(pos)
                 .map(|c| (c - self.base) as usize)
                 .filter(|&e| e <= limit);
-            let cut = match segment_end {
-                Some(end) => self.chunker.next_cut(&block.data[start..end], true),
-                None => self.chunker.next_cut(&block.data[start..limit], at_end),
+            let (segment, seg_eof) = match segment_end {
+                Some(end) => (&block.data[start..end], true),
+                None => (&block.data[start..limit], at_end),
             };
+            let cut = self.chunker.next_cut(segment, seg_eof).map(|len| {
+                let (min, max) = (self.params.min as usize, self.params.max as usize);
+                if len == max && segment.len() >= max {
+                    fallback_cut(segment, min, max)
+                } else {
+                    len
+                }
+            });
             match cut {
                 Some(len) => {
                     start += len;
@@ -128,6 +140,12 @@ struct SampleCuts<'a> {
     starts: &'a [u64],
     next: usize,
     stream_len: u64,
+    /// The last sample's draw key (length and probe), and how many samples in a row had it:
+    /// identical samples (silence, a still picture) all draw the same, so among them every
+    /// k-th starts a chunk, counted from the first of the run. Chunks of k identical samples
+    /// are the same bytes wherever a trim starts the run.
+    last_key: Option<[u8; 32]>,
+    same: u64,
     spacing: u64,
 }
 
@@ -167,8 +185,17 @@ impl SampleCuts<'_> {
             let headers = self.nal.map_or(0, |n| n.header_len(window));
             let probe = &window[headers..window.len().min(headers + Self::PROBE as usize)];
             let len = end - start - headers as u64;
+            let key = draw_key(probe, len);
+            let chosen = if self.last_key == Some(key) {
+                self.same += 1;
+                self.same % (self.spacing / len.max(1)).max(1) == 0
+            } else {
+                self.same = 0;
+                self.last_key = Some(key);
+                below(&key, len, self.spacing)
+            };
             // The stream's start starts a chunk anyway.
-            if start == 0 || starts_chunk(probe, len, self.spacing) {
+            if start == 0 || chosen {
                 if start > 0 {
                     cuts.push(start);
                 }
@@ -182,15 +209,95 @@ impl SampleCuts<'_> {
     }
 }
 
-/// Whether a sample of `len` bytes starting with `probe` starts a chunk: with probability
-/// `len / spacing` (always, for a sample at least `spacing` long).
-fn starts_chunk(probe: &[u8], len: u64, spacing: u64) -> bool {
+/// The keyed hash of a sample's length and first bytes that decides whether it starts a
+/// chunk.
+fn draw_key(probe: &[u8], len: u64) -> [u8; 32] {
     // Keyed once: deriving the key per sample cost more than hashing the sample's probe.
     static KEY: OnceLock<[u8; 32]> = OnceLock::new();
     let key = KEY.get_or_init(|| blake3::derive_key("dits 2026-11 sample cut", b""));
     let mut h = blake3::Hasher::new_keyed(key);
     h.update(&len.to_le_bytes());
     h.update(probe);
-    let draw = u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"));
+    *h.finalize().as_bytes()
+}
+
+/// Whether a sample of `len` bytes with draw `key` starts a chunk: with probability
+/// `len / spacing` (always, for a sample at least `spacing` long).
+fn below(key: &[u8; 32], len: u64, spacing: u64) -> bool {
+    let draw = u64::from_le_bytes(key[..8].try_into().expect("8 bytes"));
     u128::from(draw) * u128::from(spacing) < u128::from(len) << 64
+}
+
+/// Where to cut `data` (at least `max` bytes from a chunk's start) when FastCDC found no
+/// cut before `max`: at the position in `min..=max` whose preceding 8 bytes hash highest,
+/// the last such. On periodic bytes (silence coded as runs of identical tiny frames, a
+/// table of equal entries) that position recurs with the content's period, so the cuts keep
+/// the content's phase whatever came before, and the chunks after the first are the same
+/// bytes; cutting at exactly `max` would carry the phase of the stream's start.
+fn fallback_cut(data: &[u8], min: usize, max: usize) -> usize {
+    let mut best = (0u64, max);
+    for p in min.max(8)..=max.min(data.len()) {
+        let w = u64::from_le_bytes(data[p - 8..p].try_into().expect("8 bytes"));
+        let h = w.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+        if h >= best.0 {
+            best = (h, p);
+        }
+    }
+    best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fallback_cut_keeps_the_phase_of_periodic_content() {
+        // Identical 6-byte frames after prefixes of different lengths: the second chunk is
+        // the same bytes in every case (a cut at exactly `max` would shift with the prefix).
+        let body: Vec<u8> = b"\x21\x10\x05\x00\xa0\x1c"
+            .iter()
+            .copied()
+            .cycle()
+            .take(400_000)
+            .collect();
+        let (min, max) = (4096, 65536);
+        let mut seconds = Vec::new();
+        for prefix in [0usize, 1, 5, 7, 1000] {
+            let data = [vec![0xEE; prefix], body.clone()].concat();
+            let first = fallback_cut(&data, min, max);
+            let second = first + fallback_cut(&data[first..], min, max);
+            assert!((min..=max).contains(&first) && second - first <= max);
+            seconds.push(data[first..second].to_vec());
+        }
+        assert!(seconds.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn identical_samples_start_a_chunk_every_so_many_wherever_the_run_starts() {
+        let plan = |starts: Vec<u64>, len: u64| StreamPlan {
+            video: false,
+            len,
+            cuts: Vec::new(),
+            sample_starts: starts,
+            nal: None,
+        };
+        let frame = [7u8; 400];
+        let cuts_of = |frames: usize| {
+            let starts: Vec<u64> = (0..frames as u64).map(|i| i * 400).collect();
+            let p = plan(starts, frames as u64 * 400);
+            let mut c = Cutter::new(&p, ChunkerParams::default().quarter());
+            let mut block = Block {
+                data: frame.repeat(frames),
+                ends: Vec::new(),
+            };
+            let mut carry = Vec::new();
+            c.cut(&mut block, true, &mut carry);
+            block.chunks().map(<[u8]>::to_vec).collect::<Vec<_>>()
+        };
+        let (whole, trimmed) = (cuts_of(1000), cuts_of(987));
+        // Every chunk but the run's last is the same k frames, in both.
+        assert!(whole.len() > 10);
+        assert_eq!(whole[1], whole[2]);
+        assert_eq!(trimmed[1], whole[1]);
+    }
 }
