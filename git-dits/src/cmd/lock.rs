@@ -108,7 +108,7 @@ fn branch_and_upstream() -> Result<(String, Option<String>)> {
 }
 
 /// Prints the server's notices (a lock of yours broken by an admin).
-fn show_notices(notices: &[String]) {
+pub(super) fn show_notices(notices: &[String]) {
     for n in notices {
         eprintln!("dits: notice: {n}");
     }

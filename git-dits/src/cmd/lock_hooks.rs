@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use dits_core::locks::{CheckRequest, LockCall, LockReply};
+use dits_core::locks::{CheckRequest, ListRequest, LockCall, LockReply};
 use git_remote_dits::helper::is_zero;
 use git_remote_dits::locks::{changed_paths, db_path, push_refusal, LockDb};
 
+use super::lock::show_notices;
 use crate::git::{git, AttrSource};
 
 /// One ref a push moves.
@@ -167,6 +168,21 @@ pub fn pre_push_check(
     remote: &str,
     updates: &[RefUpdate],
 ) -> Result<Option<String>> {
+    // One question first: with no lock in the repository, the pushed commits' paths need
+    // not be listed (a first push of a long history would walk all of it).
+    let any = session.locks(LockCall::List(ListRequest {
+        limit: 1,
+        ..ListRequest::default()
+    }))?;
+    match any {
+        LockReply::Ok { locks, notices, .. } => {
+            show_notices(&notices);
+            if locks.is_empty() {
+                return Ok(None);
+            }
+        }
+        LockReply::Refused { message, .. } => return Ok(Some(message)),
+    }
     for u in updates.iter().filter(|u| u.name.starts_with("refs/heads/")) {
         let mut exclude = Vec::new();
         if !is_zero(&u.old) && git_remote_dits::locks::resolve_commit(None, &u.old).is_some() {
@@ -200,9 +216,7 @@ fn check(
     }))?;
     match reply {
         LockReply::Ok { locks, notices, .. } => {
-            for n in notices {
-                eprintln!("dits: notice: {n}");
-            }
+            show_notices(&notices);
             Ok((!locks.is_empty()).then(|| push_refusal(branch, &locks)))
         }
         LockReply::Refused { message, .. } => Ok(Some(message)),
