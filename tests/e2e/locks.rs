@@ -329,8 +329,8 @@ fn an_admin_breaks_a_stale_lock_with_an_audit_record_and_the_holder_is_told() {
             && log.contains("bob left the studio"),
         "{log}"
     );
-    // Bob hears of it at his next Dits command, once.
-    let out = bob.env.dits(&b, &["locks"]);
+    // Bob hears of it at his next command that talks to the server (a fetch here), once.
+    let out = bob.env.git(&b, &["fetch", "-q"]);
     assert!(
         stderr_of(&out).contains("your lock on art/villain.psd")
             && stderr_of(&out).contains("broken by root"),

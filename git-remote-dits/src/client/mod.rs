@@ -31,6 +31,9 @@ pub use upload::PushStats;
 /// at most this many batches: the next run re-sends only those.
 pub const STREAMS: usize = 2;
 
+/// The welcome capability that says notices wait for this user (see `Session::show_notices`).
+pub const NOTICES: &str = "notices";
+
 /// How long a finished session waits for its close to go out (see `Drop for Session`).
 const CLOSE_GRACE: Duration = Duration::from_millis(15);
 
@@ -177,6 +180,8 @@ pub struct Session {
     url: DitsUrl,
     rights: Rights,
     settings: NetSettings,
+    /// The server said it holds notices for this user (a lock of theirs broken).
+    notices_waiting: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -197,8 +202,10 @@ impl Session {
             url: url.clone(),
             rights: Rights::Read,
             settings: settings.clone(),
+            notices_waiting: Default::default(),
         };
         session.rights = session.authenticate()?;
+        session.show_notices();
         Ok(session)
     }
 
@@ -217,8 +224,10 @@ impl Session {
             url: url.clone(),
             rights: Rights::Read,
             settings: settings.clone(),
+            notices_waiting: Default::default(),
         };
         session.rights = session.authenticate()?;
+        session.show_notices();
         Ok(session)
     }
 
@@ -325,7 +334,15 @@ impl Session {
             .await?;
             w.finish().await;
             match r.next().await? {
-                Some(Message::Welcome { version, rights, .. }) => {
+                Some(Message::Welcome {
+                    version,
+                    rights,
+                    capabilities,
+                }) => {
+                    if capabilities.iter().any(|c| c == NOTICES) {
+                        self.notices_waiting
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     if version != PROTOCOL_VERSION {
                         return Err(NetError::Remote {
                             code: ErrorCode::UnsupportedVersion,
@@ -414,6 +431,30 @@ impl Session {
             let ((), out) = tokio::try_join!(sender, receiver)?;
             Ok(out)
         })
+    }
+
+    /// Prints (on stderr) the notices the server holds for this user, once: whatever Dits
+    /// command connects next after an admin broke one of their locks tells them.
+    fn show_notices(&self) {
+        if !self
+            .notices_waiting
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let ask = dits_core::locks::LockCall::List(dits_core::locks::ListRequest {
+            limit: 1,
+            ..Default::default()
+        });
+        match self.locks(ask) {
+            Ok(dits_core::locks::LockReply::Ok { notices, .. }) => {
+                for n in notices {
+                    eprintln!("dits: notice: {}", crate::error::printable(&n));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("reading notices: {e}"),
+        }
     }
 
     /// One request about locks, and the server's answer (a refusal is an answer, not an

@@ -429,6 +429,14 @@ impl LockDb {
         Ok(mine)
     }
 
+    /// Whether notices wait for `user`.
+    pub fn has_notices(&self, repo: &str, user: &str) -> Result<bool, NetError> {
+        self.read("looking up notices", |conn| {
+            conn.prepare_cached("SELECT 1 FROM notices WHERE repo = ?1 AND user = ?2 LIMIT 1")?
+                .exists(params![repo, user])
+        })
+    }
+
     /// The notices waiting for `user`, removed as they are returned.
     pub fn take_notices(&self, repo: &str, user: &str) -> Result<Vec<String>, NetError> {
         self.write("reading notices", |tx| {

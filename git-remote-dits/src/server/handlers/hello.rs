@@ -75,9 +75,19 @@ pub async fn handle(req: &Request, hello: Message, w: &mut FrameWriter) -> Resul
         req.peer,
         granted.user
     );
+    let mut capabilities = vec!["chunks".into(), "git".into(), "locks".into()];
+    let ctx = std::sync::Arc::clone(&req.ctx);
+    let (repo, user) = (granted.repo.clone(), granted.user.clone());
+    if super::blocking("looking up notices", move || {
+        ctx.locks.has_notices(&repo, &user)
+    })
+    .await?
+    {
+        capabilities.push(crate::client::NOTICES.into());
+    }
     w.send(&Message::Welcome {
         version: PROTOCOL_VERSION,
-        capabilities: vec!["chunks".into(), "git".into()],
+        capabilities,
         rights,
     })
     .await?;
