@@ -94,6 +94,21 @@ CREATE TABLE IF NOT EXISTS notices (
 
 const COLUMNS: &str = "path, owner, branch, reason, since, release_on_push";
 
+/// The lock on `path` in `repo`, by its [`lock_key`].
+fn find(conn: &Connection, repo: &str, path: &str) -> rusqlite::Result<Option<LockInfo>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM locks WHERE repo = ?1 AND key = ?2"
+    ))?
+    .query_row(params![repo, lock_key(path)], row_lock)
+    .optional()
+}
+
+/// `paths` without the ones that name a file already named (by [`lock_key`]).
+fn distinct(paths: &[String]) -> Vec<&String> {
+    let mut seen = std::collections::HashSet::new();
+    paths.iter().filter(|p| seen.insert(lock_key(p))).collect()
+}
+
 fn row_lock(row: &rusqlite::Row<'_>) -> rusqlite::Result<LockInfo> {
     Ok(LockInfo {
         path: row.get(0)?,
@@ -189,25 +204,17 @@ impl LockDb {
     ) -> Result<Outcome, NetError> {
         let since = now();
         self.write("taking locks", |tx| {
-            let mut find = tx.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM locks WHERE repo = ?1 AND key = ?2"
-            ))?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO locks (repo, key, path, owner, branch, reason, since, release_on_push)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             // Look first, write after: a refusal leaves the database as it was.
             let (mut held, mut taken, mut free) = (Vec::new(), Vec::new(), Vec::new());
-            let mut seen = std::collections::HashSet::new();
-            for path in paths {
-                let key = lock_key(path);
-                if !seen.insert(key.clone()) {
-                    continue;
-                }
-                match find.query_row(params![repo, key], row_lock).optional()? {
+            for path in distinct(paths) {
+                match find(tx, repo, path)? {
                     Some(l) if l.owner == owner => taken.push(l),
                     Some(l) => held.push(l),
-                    None => free.push((key, path)),
+                    None => free.push(path),
                 }
             }
             if !held.is_empty() {
@@ -217,10 +224,10 @@ impl LockDb {
                     paths: Vec::new(),
                 });
             }
-            for (key, path) in free {
+            for path in free {
                 insert.execute(params![
                     repo,
-                    key,
+                    lock_key(path),
                     path,
                     owner,
                     branch,
@@ -253,15 +260,10 @@ impl LockDb {
     ) -> Result<Outcome, NetError> {
         let at = now();
         self.write("releasing locks", |tx| {
-            let mut find = tx.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM locks WHERE repo = ?1 AND key = ?2"
-            ))?;
             let (mut found, mut missing, mut others) = (Vec::new(), Vec::new(), Vec::new());
-            for path in paths {
-                match find
-                    .query_row(params![repo, lock_key(path)], row_lock)
-                    .optional()?
-                {
+            // Each lock once: `unlock a A` breaks, audits and notices one lock, not two.
+            for path in distinct(paths) {
+                match find(tx, repo, path)? {
                     Some(l) if l.owner != actor => others.push(l),
                     Some(l) => found.push(l),
                     None => missing.push(path.clone()),
@@ -378,17 +380,9 @@ impl LockDb {
     /// The locks on any of `paths` (by [`lock_key`]).
     pub fn on_paths(&self, repo: &str, paths: &[String]) -> Result<Vec<LockInfo>, NetError> {
         self.read("looking up locks", |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM locks WHERE repo = ?1 AND key = ?2"
-            ))?;
             let mut out = Vec::new();
-            for path in paths {
-                if let Some(l) = stmt
-                    .query_row(params![repo, lock_key(path)], row_lock)
-                    .optional()?
-                {
-                    out.push(l);
-                }
+            for path in distinct(paths) {
+                out.extend(find(conn, repo, path)?);
             }
             Ok(out)
         })
@@ -628,7 +622,7 @@ mod tests {
         ));
         assert!(db.audit_log(None).unwrap().is_empty());
         let done = db
-            .unlock("r", "root", true, Some("alice left"), &paths(&["a"]))
+            .unlock("r", "root", true, Some("alice left"), &paths(&["a", "A"]))
             .unwrap();
         assert!(matches!(done, Outcome::Done(ref l) if l.len() == 1));
         let log = db.audit_log(Some("r")).unwrap();
