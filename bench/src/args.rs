@@ -26,6 +26,15 @@ impl Default for Common {
     }
 }
 
+impl Common {
+    /// Where the Dits programs are: `--dits-bin`, else `<workspace>/target/release`.
+    pub fn dits_bin_dir(&self, workspace: &std::path::Path) -> PathBuf {
+        self.dits_bin
+            .clone()
+            .unwrap_or_else(|| workspace.join("target/release"))
+    }
+}
+
 /// A way to take the value of the flag at hand.
 pub type Value<'a> = dyn FnMut() -> Result<OsString> + 'a;
 

@@ -288,11 +288,7 @@ fn run_once(
 pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     let a = parse_args(args)?;
     let ws = crate::workspace();
-    let dits_bin = a
-        .common
-        .dits_bin
-        .clone()
-        .unwrap_or_else(|| ws.join("target/release"));
+    let dits_bin = a.common.dits_bin_dir(&ws);
     let parent = a.common.dir.clone().unwrap_or_else(|| ws.join("target"));
     // The source tree, and per run and tool a work tree, a store and git's copy of the edits.
     let need = (1 + 3 * 2 * a.runs as u64) * a.files as u64 * a.max + 512 * content::MIB;

@@ -144,11 +144,7 @@ struct Row {
 pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     let args = parse_args(args)?;
     let ws = crate::workspace();
-    let dits_bin = args
-        .common
-        .dits_bin
-        .clone()
-        .unwrap_or_else(|| ws.join("target/release"));
+    let dits_bin = args.common.dits_bin_dir(&ws);
     const DITS: [&str; 3] = ["git-dits", "dits-filter", "git-remote-dits"];
     let parent = args.common.dir.clone().unwrap_or_else(|| ws.join("target"));
     let scratch = crate::scratch_dir(&parent, 512 << 20, "dits-bench-locks-")?;

@@ -167,10 +167,7 @@ fn scratch_dir(parent: &Path, need: u64, prefix: &str) -> Result<tempfile::TempD
 fn run() -> Result<()> {
     let args = parse_args()?;
     let ws = workspace();
-    let dits_bin = args
-        .common
-        .dits_bin
-        .unwrap_or_else(|| ws.join("target/release"));
+    let dits_bin = args.common.dits_bin_dir(&ws);
     let dits_bins = if args.tools.contains(&cases::Tool::Dits) {
         &["git-dits", "dits-filter"][..]
     } else {

@@ -362,11 +362,7 @@ pub fn run(argv: impl Iterator<Item = OsString>) -> Result<()> {
             script.display()
         );
     }
-    let dits_bin = args
-        .common
-        .dits_bin
-        .clone()
-        .unwrap_or_else(|| ws.join("target/release"));
+    let dits_bin = args.common.dits_bin_dir(&ws);
     let parent = args.common.dir.clone().unwrap_or_else(|| ws.join("target"));
     let fixture =
         bits_per_second(&args.bitrate).unwrap_or(50_000_000) / 8 * u64::from(args.seconds);

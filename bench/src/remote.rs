@@ -157,10 +157,7 @@ struct Ctx {
 pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     let args = parse_args(args)?;
     let ws = crate::workspace();
-    let dits_bin = args
-        .common
-        .dits_bin
-        .unwrap_or_else(|| ws.join("target/release"));
+    let dits_bin = args.common.dits_bin_dir(&ws);
     let venv = args.venv.unwrap_or_else(|| ws.join("target/bench-venv"));
     if args.tools.contains(&Tool::Lfs) {
         giftless::flask(&venv)?;

@@ -216,11 +216,7 @@ pub struct Results {
 pub fn run(args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
     let args = parse_args(args)?;
     let ws = crate::workspace();
-    let dits_bin = args
-        .common
-        .dits_bin
-        .clone()
-        .unwrap_or_else(|| ws.join("target/release"));
+    let dits_bin = args.common.dits_bin_dir(&ws);
     const DITS: [&str; 3] = ["git-dits", "dits-filter", "git-remote-dits"];
     if let Some(p) = DITS.iter().map(|n| dits_bin.join(n)).find(|p| !p.is_file()) {
         bail!(
