@@ -148,18 +148,20 @@ fn fill(args: &[&str], request: &str, prompt: bool) -> Option<Credential> {
 
 /// Tells git's helpers the credential worked (`approve`) or did not (`reject`); a token typed
 /// at the prompt that worked also goes into git's in-memory cache, one that did not out of it.
-pub fn credential_report(cred: &Credential, worked: bool) {
+///
+/// An approval only confirms what the helpers gave (or stores what was typed): it runs
+/// while the command goes on, and the returned child is waited for by the caller later
+/// (a child nobody waits for stays a zombie where init does not reap). A rejection is waited
+/// for here, so the next attempt cannot be handed the same bad token.
+pub fn credential_report(cred: &Credential, worked: bool) -> Option<std::process::Child> {
     let text = format!(
         "{}username={}\npassword={}\n\n",
         cred.request, cred.username, cred.password
     );
     let action = if worked { "approve" } else { "reject" };
-    // An approval only confirms what the helpers gave (or stores what was typed): the
-    // command need not wait the 20-30 ms git takes for it. A rejection is waited for, so
-    // the next attempt cannot be handed the same bad token.
     let mut cmd = Command::new("git");
     cmd.args(["credential", action]);
-    feed(cmd, &text, !worked);
+    let running = feed(cmd, &text, !worked);
     if let Some(stay) = cred.typed.filter(|d| !d.is_zero()) {
         if worked {
             let timeout = format!("--timeout={}", stay.as_secs());
@@ -168,11 +170,12 @@ pub fn credential_report(cred: &Credential, worked: bool) {
             let mut store = Command::new("git");
             store.args(["credential-cache", &timeout, "store"]);
             std::os::unix::process::CommandExt::process_group(&mut store, 0);
-            feed(store, &text, true);
+            let _ = feed(store, &text, true);
         } else {
             run_with_input(&["credential-cache", "erase"], &text);
         }
     }
+    running
 }
 
 /// Runs `git ARGS` with `input` on stdin, its output dropped (stdout may be git's protocol
@@ -180,22 +183,24 @@ pub fn credential_report(cred: &Credential, worked: bool) {
 fn run_with_input(args: &[&str], input: &str) {
     let mut cmd = Command::new("git");
     cmd.args(args);
-    feed(cmd, input, true);
+    let _ = feed(cmd, input, true);
 }
 
-/// Starts `cmd` with `input` on its stdin and output dropped; waits for it if `wait` (else
-/// it finishes on its own: the input is in the pipe and the pipe closed).
-fn feed(mut cmd: Command, input: &str, wait: bool) {
+/// Starts `cmd` with `input` on its stdin and output dropped; waits for it if `wait`, else
+/// returns it running (the input is in the pipe and the pipe closed) for the caller to wait.
+fn feed(mut cmd: Command, input: &str, wait: bool) -> Option<std::process::Child> {
     let spawned = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
-    let Ok(mut child) = spawned else { return };
+    let Ok(mut child) = spawned else { return None };
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
     if wait {
         let _ = child.wait();
+        return None;
     }
+    Some(child)
 }

@@ -182,6 +182,8 @@ pub struct Session {
     settings: NetSettings,
     /// The server said it holds notices for this user (a lock of theirs broken).
     notices_waiting: std::sync::atomic::AtomicBool,
+    /// `git credential approve`, running while the session works; waited for at its end.
+    approving: std::sync::Mutex<Option<std::process::Child>>,
 }
 
 impl Session {
@@ -203,6 +205,7 @@ impl Session {
             rights: Rights::Read,
             settings: settings.clone(),
             notices_waiting: Default::default(),
+            approving: Default::default(),
         };
         session.rights = session.authenticate()?;
         session.show_notices();
@@ -225,6 +228,7 @@ impl Session {
             rights: Rights::Read,
             settings: settings.clone(),
             notices_waiting: Default::default(),
+            approving: Default::default(),
         };
         session.rights = session.authenticate()?;
         session.show_notices();
@@ -296,14 +300,15 @@ impl Session {
         };
         match self.hello(Some(cred.password.clone()))? {
             Ok(rights) => {
-                gitcmd::credential_report(&cred, true);
+                *self.approving.lock().unwrap_or_else(|p| p.into_inner()) =
+                    gitcmd::credential_report(&cred, true);
                 Ok(rights)
             }
             Err((code @ (ErrorCode::AuthRequired | ErrorCode::Forbidden), message)) => {
                 // Only a token the server does not know is forgotten: a valid token for
                 // another repository must survive (helpers key tokens by host).
                 if code == ErrorCode::AuthRequired {
-                    gitcmd::credential_report(&cred, false);
+                    let _ = gitcmd::credential_report(&cred, false);
                 }
                 Err(NetError::Auth(format!(
                     "the Dits server at {authority} refused the token for {} ({code:?}): {}; hint: check the token with the server's admin (`git dits serve token list`)",
@@ -503,6 +508,15 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        // Long done by now, as a rule; reaped, so it leaves no zombie behind.
+        if let Some(mut child) = self
+            .approving
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = child.wait();
+        }
         let (sent, received) = self.conn.wire_bytes();
         tracing::debug!(
             "connection to {} ({}): sent {sent} bytes, received {received}",
